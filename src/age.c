@@ -1,0 +1,1 @@
+/* age.c - placeholder while the module is being written. */

@@ -1,0 +1,1 @@
+/* api.c - placeholder while the module is being written. */

@@ -1,0 +1,1 @@
+/* config.c - placeholder while the module is being written. */

@@ -1,0 +1,95 @@
+/*
+ * config.h - sealpost.conf: the option table, parsing and validation.
+ *
+ * The file is INI (parsed with inih).  Every option is declared once in the
+ * table in config.c (section, name, type, default, bounds, live-reloadable,
+ * help); man/sealpost.conf.5 documents the same set and a test checks they
+ * agree.  config_load() fills a struct config; an error names file, line and
+ * option ("FILE:LINE: [section] option: reason") and the caller exits with
+ * EX_CONFIG (78).
+ */
+#ifndef SEALPOST_CONFIG_H
+#define SEALPOST_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#define CONFIG_EX_CONFIG	78	/* sysexits.h EX_CONFIG */
+
+struct config {
+	char		*path;		/* the file this came from */
+
+	/* [daemon] */
+	char		*database;		/* SQLite file */
+	char		*master_key_file;	/* "" = systemd credential */
+	char		*control_socket;	/* UNIX socket path */
+	char		*log;			/* auto | stderr | journal */
+	int64_t		 seal_workers;		/* threads sealing letters */
+	int64_t		 commit_batch_max;	/* letters per group commit */
+	int64_t		 shutdown_timeout;	/* seconds to drain on SIGTERM */
+	int64_t		 parse_memory_limit;	/* bytes, parse sandbox RLIMIT_AS */
+	int64_t		 parse_timeout;		/* seconds per message */
+
+	/* [http] */
+	char		*http_listen;		/* "host:port", "" = off */
+	char		*http_tls_cert;		/* PEM; required off loopback */
+	char		*http_tls_key;
+	int		 http_allow_plaintext;	/* plaintext off loopback */
+	int64_t		 http_timeout;		/* seconds */
+	int64_t		 http_max_connections;
+
+	/* [smtp] */
+	char		*smtp_listen;		/* "host:port", "" = off */
+	char		*smtp_hostname;		/* greeting and EHLO name */
+	char		*smtp_tls_cert;
+	char		*smtp_tls_key;
+	int		 smtp_allow_plaintext;	/* plaintext off loopback */
+	int		 smtp_require_auth;	/* AUTH before MAIL */
+	int64_t		 smtp_timeout;		/* seconds idle per command */
+	int64_t		 smtp_max_sessions;
+	int64_t		 smtp_max_recipients;
+	int64_t		 smtp_max_line_length;	/* bytes incl. CRLF, DATA lines */
+	int64_t		 smtp_max_header_size;	/* bytes of header section */
+
+	/* [limits] */
+	int64_t		 max_letter_size;	/* bytes: HTTP body / SMTP SIZE */
+	int64_t		 max_attachments;
+	int64_t		 max_attachment_size;	/* bytes, each */
+};
+
+/*
+ * Load and validate `path'.  Returns 0 and sets *cfg, or -1 and writes one
+ * malloc'd message to *error_r ("FILE:LINE: [sect] opt: reason").
+ */
+int	 config_load(const char *path, struct config **cfg, char **error_r);
+/* Defaults only (for tests and the demo writer). */
+struct config *config_defaults(void);
+void	 config_free(struct config **);
+
+/*
+ * Print the effective settings, one "section.option = value" line each
+ * (like postconf -n: with `changed_only', only those differing from the
+ * default).
+ */
+void	 config_print(const struct config *, FILE *, int changed_only);
+
+/*
+ * Compare an old and a new config for SIGHUP: apply what may change live
+ * into `cur' and log, per option, what needs a restart.  Returns the number
+ * of options that need a restart.
+ */
+int	 config_reload_apply(struct config *cur, const struct config *next);
+
+/* Iterate over the option table: for the man-page agreement test. */
+struct config_option_info {
+	const char	*section;
+	const char	*name;
+	const char	*type;		/* string, bool, int, size, duration */
+	const char	*defval;
+	int		 live;		/* changes on SIGHUP */
+	const char	*help;
+};
+size_t	 config_option_count(void);
+const struct config_option_info *config_option_at(size_t);
+
+#endif

@@ -1,0 +1,1 @@
+/* control.c - placeholder while the module is being written. */

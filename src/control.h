@@ -1,0 +1,26 @@
+/*
+ * control.h - the control socket (UNIX stream, mode 0600).
+ *
+ * Protocol: the client writes one command line ("status\n"); the daemon
+ * answers one JSON object and closes.  Commands: status, reload.
+ * The client half (control_request) is used by sealpostctl.
+ */
+#ifndef SEALPOST_CONTROL_H
+#define SEALPOST_CONTROL_H
+
+struct daemon;
+struct control;
+
+/* Provided by sealpostd.c: a JSON status object as a string (malloc'd). */
+char	*daemon_status_json(struct daemon *);
+/* Provided by sealpostd.c: reload the configuration (as SIGHUP). */
+void	 daemon_reload(struct daemon *);
+
+int	 control_start(struct daemon *, const char *path, struct control **,
+	    char **error_r);
+void	 control_free(struct control **);
+/* Client: send one command, read the whole answer; 0 or -1 with reason. */
+int	 control_request(const char *path, const char *cmd, char **reply,
+	    char **error_r);
+
+#endif

@@ -1,0 +1,1 @@
+/* keyring.c - placeholder while the module is being written. */

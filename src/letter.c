@@ -1,0 +1,1 @@
+/* letter.c - placeholder while the module is being written. */

@@ -1,0 +1,40 @@
+/*
+ * mime.h - MIME through libetpan: inbound parse into a letter document.
+ *
+ * Runs only inside the parse sandbox (sandbox.c), never in the daemon.
+ * Before libetpan sees a message, mime_prefilter() rejects inputs known to
+ * crash Debian 12's libetpan 1.9.4 (boundary="\"" heap overflow) and
+ * anything over the structural bounds (header size, nesting depth, parts).
+ *
+ * The letter is: Subject (RFC 2047 decoded to UTF-8), the first text/plain
+ * and text/html bodies (transfer-decoded, converted to UTF-8), and every
+ * other leaf part, or any part with Content-Disposition: attachment, as an
+ * attachment (filename from RFC 2231 / RFC 2047 / name=).
+ */
+#ifndef SEALPOST_MIME_H
+#define SEALPOST_MIME_H
+
+#include <stddef.h>
+
+struct letter_doc;
+struct letter_error;
+
+struct mime_limits {
+	size_t		 max_size;
+	size_t		 max_header_size;
+	size_t		 max_depth;
+	size_t		 max_parts;
+	size_t		 max_attachments;
+	size_t		 max_attachment_size;
+};
+
+void	 mime_limits_default(struct mime_limits *);
+/* 0 = fine to hand to libetpan; -1 = rejected, err filled. */
+int	 mime_prefilter(const char *raw, size_t len, const struct mime_limits *,
+	    struct letter_error *err);
+/* 0 and *doc, or -1 and err (code + message, never content). */
+int	 mime_parse_letter(const char *raw, size_t len,
+	    const struct mime_limits *, struct letter_doc **doc,
+	    struct letter_error *err);
+
+#endif

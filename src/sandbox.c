@@ -1,0 +1,1 @@
+/* sandbox.c - placeholder while the module is being written. */

@@ -1,0 +1,1 @@
+/* smtpd.c - placeholder while the module is being written. */

@@ -1,0 +1,1 @@
+/* smtpd_session.c - placeholder while the module is being written. */

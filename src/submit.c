@@ -1,0 +1,1 @@
+/* submit.c - placeholder while the module is being written. */

@@ -1,0 +1,1 @@
+/* tlsserver.c - placeholder while the module is being written. */

@@ -1,0 +1,29 @@
+/*
+ * tlsserver.h - TLS for the listeners (HTTPS, SMTP STARTTLS), through
+ * libevent's OpenSSL bufferevents.  The only module that includes OpenSSL.
+ *
+ * TLS 1.2 is the minimum; the certificate and key are PEM files from the
+ * config.  GnuTLS is used elsewhere only to verify libetpan's peers.
+ */
+#ifndef SEALPOST_TLSSERVER_H
+#define SEALPOST_TLSSERVER_H
+
+struct event_base;
+struct bufferevent;
+struct tlsserver;
+
+/* Load cert and key; 0 or -1 with a reason (names the file). */
+int	 tlsserver_new(const char *cert, const char *key, struct tlsserver **,
+	    char **error_r);
+void	 tlsserver_free(struct tlsserver **);
+/* A new server-side TLS bufferevent on an accepted fd (for evhttp). */
+struct bufferevent *tlsserver_accept(struct tlsserver *, struct event_base *,
+	    int fd);
+/* Wrap an existing plaintext bufferevent for STARTTLS; the underlying one
+ * is freed with the returned one. NULL on failure. */
+struct bufferevent *tlsserver_starttls(struct tlsserver *, struct event_base *,
+	    struct bufferevent *underlying);
+/* The negotiated protocol, e.g. "TLSv1.3", or NULL when not TLS. */
+const char *tlsserver_version(struct bufferevent *);
+
+#endif

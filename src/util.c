@@ -1,0 +1,208 @@
+/*
+ * util.c - allocation, strings, time and fd helpers.
+ *
+ * Public: x* allocators (fatal on failure), strlcpy_sp, util_*.
+ * Error policy: allocation failure aborts through log_fatalx(); every other
+ * helper returns -1 and sets errno, or a boolean.
+ */
+#include "build.h"
+
+#include <sys/types.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+/* Allocate or die. */
+void *
+xmalloc(size_t n)
+{
+	void	*p;
+
+	if (n == 0)
+		n = 1;
+	if ((p = malloc(n)) == NULL)
+		log_fatalx("xmalloc: out of memory (%zu bytes)", n);
+	return p;
+}
+
+/* Allocate zeroed or die. */
+void *
+xcalloc(size_t n, size_t size)
+{
+	void	*p;
+
+	if (n == 0 || size == 0)
+		n = size = 1;
+	if ((p = calloc(n, size)) == NULL)
+		log_fatalx("xcalloc: out of memory (%zu x %zu)", n, size);
+	return p;
+}
+
+/* Resize an array or die; overflow-checked. */
+void *
+xreallocarray(void *old, size_t n, size_t size)
+{
+	void	*p;
+
+	if (size != 0 && n > SIZE_MAX / size)
+		log_fatalx("xreallocarray: overflow (%zu x %zu)", n, size);
+	if (n * size == 0)
+		n = size = 1;
+	if ((p = realloc(old, n * size)) == NULL)
+		log_fatalx("xreallocarray: out of memory (%zu x %zu)", n, size);
+	return p;
+}
+
+/* Duplicate a string or die. */
+char *
+xstrdup(const char *s)
+{
+	return xmemdup(s, strlen(s) + 1);
+}
+
+/* Duplicate at most n bytes of a string, NUL-terminated, or die. */
+char *
+xstrndup(const char *s, size_t n)
+{
+	size_t	 len = strnlen(s, n);
+	char	*p = xmalloc(len + 1);
+
+	memcpy(p, s, len);
+	p[len] = '\0';
+	return p;
+}
+
+/* Duplicate a buffer or die. */
+void *
+xmemdup(const void *s, size_t n)
+{
+	void	*p = xmalloc(n);
+
+	if (n > 0)
+		memcpy(p, s, n);
+	return p;
+}
+
+/* vasprintf or die. */
+int
+xvasprintf(char **ret, const char *fmt, va_list ap)
+{
+	int	 n;
+
+	if ((n = vasprintf(ret, fmt, ap)) == -1)
+		log_fatalx("xvasprintf: out of memory");
+	return n;
+}
+
+/* asprintf or die. */
+int
+xasprintf(char **ret, const char *fmt, ...)
+{
+	va_list	 ap;
+	int	 n;
+
+	va_start(ap, fmt);
+	n = xvasprintf(ret, fmt, ap);
+	va_end(ap);
+	return n;
+}
+
+/* strlcpy: copy with truncation, always terminated. */
+size_t
+strlcpy_sp(char *dst, const char *src, size_t size)
+{
+	size_t	 len = strlen(src);
+
+	if (size > 0) {
+		size_t	 n = len >= size ? size - 1 : len;
+		memcpy(dst, src, n);
+		dst[n] = '\0';
+	}
+	return len;
+}
+
+/* Monotonic clock in milliseconds. */
+uint64_t
+util_now_ms(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Wall clock in seconds. */
+int64_t
+util_time(void)
+{
+	return (int64_t)time(NULL);
+}
+
+/* Make an fd non-blocking. */
+int
+util_set_nonblock(int fd)
+{
+	int	 flags;
+
+	if ((flags = fcntl(fd, F_GETFL)) == -1)
+		return -1;
+	return fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+/* Make an fd close-on-exec. */
+int
+util_set_cloexec(int fd)
+{
+	int	 flags;
+
+	if ((flags = fcntl(fd, F_GETFD)) == -1)
+		return -1;
+	return fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+}
+
+/* Parse a whole decimal integer within bounds. */
+int
+util_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+	char		*end;
+	long long	 v;
+
+	if (s == NULL || *s == '\0')
+		return -1;
+	if (!(*s == '-' || (*s >= '0' && *s <= '9')))
+		return -1;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < min || v > max)
+		return -1;
+	*out = (int64_t)v;
+	return 0;
+}
+
+/* Loopback test on an address literal or "localhost". */
+int
+util_is_loopback(const char *addr)
+{
+	if (strcasecmp(addr, "localhost") == 0 || strcmp(addr, "::1") == 0 ||
+	    strcmp(addr, "[::1]") == 0)
+		return 1;
+	return strncmp(addr, "127.", 4) == 0;
+}
+
+/* Case-insensitive suffix test. */
+int
+util_endswith_ci(const char *s, const char *suffix)
+{
+	size_t	 ls = strlen(s), lx = strlen(suffix);
+
+	return ls >= lx && strcasecmp(s + ls - lx, suffix) == 0;
+}

@@ -1,0 +1,47 @@
+/*
+ * util.h - allocation, strings, time and fd helpers shared by every module.
+ *
+ * Allocation failure is fatal (x* helpers, as tmux xmalloc.c): callers never
+ * check for NULL.  Nothing here touches a foreign library.
+ */
+#ifndef SEALPOST_UTIL_H
+#define SEALPOST_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdarg.h>
+
+#define nitems(a) (sizeof(a) / sizeof((a)[0]))
+
+void	*xmalloc(size_t);
+void	*xcalloc(size_t, size_t);
+void	*xreallocarray(void *, size_t, size_t);
+char	*xstrdup(const char *);
+char	*xstrndup(const char *, size_t);
+void	*xmemdup(const void *, size_t);
+int	 xasprintf(char **, const char *, ...)
+	    __attribute__((format(printf, 2, 3)));
+int	 xvasprintf(char **, const char *, va_list)
+	    __attribute__((format(printf, 2, 0)));
+
+/* Copy with truncation, always NUL-terminated; returns strlen(src). */
+size_t	 strlcpy_sp(char *, const char *, size_t);
+
+/* Monotonic milliseconds, and wall-clock seconds since the epoch. */
+uint64_t util_now_ms(void);
+int64_t	 util_time(void);
+
+/* Set O_NONBLOCK / FD_CLOEXEC; 0 or -1 with errno. */
+int	 util_set_nonblock(int);
+int	 util_set_cloexec(int);
+
+/* Parse a decimal int64 in [min, max]; 0 on success, -1 otherwise. */
+int	 util_parse_i64(const char *, int64_t, int64_t, int64_t *);
+
+/* Is the NUL-terminated address a loopback address (127/8, ::1, localhost)? */
+int	 util_is_loopback(const char *);
+
+/* Does `s' end with `suffix' (ASCII case-insensitive)? */
+int	 util_endswith_ci(const char *, const char *);
+
+#endif
