@@ -1,1 +1,389 @@
-int main(void); int main(void) { return 1; }
+/*
+ * sealpostd.c - the sealpost daemon: configuration, store, pipeline,
+ * listeners, signals and systemd notification.
+ *
+ * Lifecycle:
+ *
+ *   start --config ok--> open store --> load master key --> pipeline
+ *        --> listeners --> READY=1 --> run
+ *   run --SIGHUP--> RELOADING=1, reload live options, READY=1 --> run
+ *   run --SIGTERM/SIGINT--> STOPPING=1, close listeners, drain in-flight
+ *        requests (bounded by shutdown_timeout) --> stop pipeline
+ *        (in-flight commits finish) --> close store --> exit 0
+ *
+ * Exit status: 0 clean stop; 78 (EX_CONFIG) for a configuration or key
+ * error, so systemd does not restart into the same mistake; 1 otherwise.
+ * With -P the binary is the parse sandbox child instead (sandbox.c).
+ */
+#include "build.h"
+
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#ifdef HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+#include "api.h"
+#include "config.h"
+#include "control.h"
+#include "daemon.h"
+#include "hash.h"
+#include "keyring.h"
+#include "log.h"
+#include "sandbox.h"
+#include "smtpd.h"
+#include "store.h"
+#include "submit.h"
+#include "util.h"
+
+#ifndef SYSCONFDIR
+#define SYSCONFDIR "/etc"
+#endif
+#define DEFAULT_CONFIG	SYSCONFDIR "/sealpost/sealpost.conf"
+
+static struct daemon	 d;
+static struct api	*api;
+static struct smtpd	*smtpd;
+static struct control	*control;
+static struct event	*ev_drain;
+static uint64_t		 drain_deadline;
+
+static void		 usage(void) __attribute__((noreturn));
+static void		 notify(const char *);
+static void		 on_signal(evutil_socket_t, short, void *);
+static void		 on_watchdog(evutil_socket_t, short, void *);
+static void		 drain_start(void);
+static void		 drain_check(evutil_socket_t, short, void *);
+static enum log_target	 log_target_for(const char *);
+
+static void
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: sealpostd [-dnV] [-f config]\n"
+	    "  -f FILE  configuration file (default %s)\n"
+	    "  -n       check the configuration and print the settings that\n"
+	    "           differ from the defaults; -nn prints every setting\n"
+	    "  -d       debug logging\n"
+	    "  -V       print the version and exit\n", DEFAULT_CONFIG);
+	exit(2);
+}
+
+/* Tell systemd, when it is listening. */
+static void
+notify(const char *state)
+{
+#ifdef HAVE_SYSTEMD
+	sd_notify(0, state);
+#else
+	(void)state;
+#endif
+}
+
+/* Where logs go: auto = the journal when systemd gave us its stream. */
+static enum log_target
+log_target_for(const char *opt)
+{
+	if (strcmp(opt, "journal") == 0)
+		return LOG_TO_JOURNAL;
+	if (strcmp(opt, "stderr") == 0)
+		return LOG_TO_STDERR;
+	return getenv("JOURNAL_STREAM") != NULL ? LOG_TO_JOURNAL :
+	    LOG_TO_STDERR;
+}
+
+/* The status object for the control socket. */
+char *
+daemon_status_json(struct daemon *dm)
+{
+	struct submit_stats	 ss;
+	struct store_stats	 st;
+	const char		*error = NULL;
+	char			*out;
+	int			 have_store;
+
+	memset(&ss, 0, sizeof(ss));
+	memset(&st, 0, sizeof(st));
+	if (dm->submit != NULL)
+		submit_get_stats(dm->submit, &ss);
+	have_store = store_stats(dm->store, &st, &error) == STORE_OK;
+	xasprintf(&out,
+	    "{\"version\":\"%s\",\"pid\":%ld,\"uptime_s\":%llu,"
+	    "\"state\":\"%s\",\"store\":\"%s\","
+	    "\"submissions\":{\"received\":%llu,\"committed\":%llu,"
+	    "\"duplicates\":%llu,\"rejected\":%llu,\"failed\":%llu,"
+	    "\"commits\":%llu,\"pending\":%llu},"
+	    "\"counts\":{\"practices\":%lld,\"clinicians\":%lld,"
+	    "\"patients\":%lld,\"clients\":%lld,\"letters\":%lld,"
+	    "\"deliveries_queued\":%lld,\"audit_rows\":%lld},"
+	    "\"smtp_sessions\":%d,\"http_inflight\":%d}",
+	    dm->version, (long)getpid(),
+	    (unsigned long long)((util_now_ms() - dm->started_ms) / 1000),
+	    dm->draining ? "draining" : "running",
+	    have_store ? "ok" : "error",
+	    (unsigned long long)ss.submitted, (unsigned long long)ss.committed,
+	    (unsigned long long)ss.duplicates, (unsigned long long)ss.rejected,
+	    (unsigned long long)ss.failed, (unsigned long long)ss.commits,
+	    (unsigned long long)ss.pending,
+	    (long long)st.practices, (long long)st.clinicians,
+	    (long long)st.patients, (long long)st.clients,
+	    (long long)st.letters, (long long)st.deliveries_queued,
+	    (long long)st.audit_rows,
+	    smtpd != NULL ? smtpd_sessions(smtpd) : 0,
+	    api != NULL ? api_inflight(api) : 0);
+	return out;
+}
+
+/* SIGHUP: re-read the file; apply what can change live. */
+void
+daemon_reload(struct daemon *dm)
+{
+	struct config	*next = NULL;
+	char		*error = NULL;
+	int		 restart;
+
+	notify("RELOADING=1");
+	if (config_load(dm->cfg->path, &next, &error) != 0) {
+		log_warnx("reload: configuration rejected, keeping the "
+		    "running one: %s", error);
+		free(error);
+		notify("READY=1");
+		return;
+	}
+	restart = config_reload_apply(dm->cfg, next);
+	config_free(&next);
+	log_init("sealpostd", log_target_for(dm->cfg->log), log_get_debug());
+	log_info("reload: done, %d option(s) need a restart", restart);
+	notify("READY=1");
+}
+
+/* Signal dispatch on the loop. */
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	switch (sig) {
+	case SIGHUP:
+		log_info("signal: SIGHUP, reloading");
+		daemon_reload(&d);
+		break;
+	case SIGTERM:
+	case SIGINT:
+		if (d.draining) {
+			log_info("signal: second stop signal, stopping now");
+			event_base_loopexit(d.base, NULL);
+			break;
+		}
+		log_info("signal: %s, draining", sig == SIGTERM ? "SIGTERM" :
+		    "SIGINT");
+		drain_start();
+		break;
+	default:
+		log_panic("signal: unexpected %d", (int)sig);
+	}
+}
+
+/* Systemd watchdog keepalive; the loop being alive is the health signal. */
+static void
+on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+	notify("WATCHDOG=1");
+}
+
+/* Stop accepting; wait for in-flight work up to shutdown_timeout. */
+static void
+drain_start(void)
+{
+	struct timeval	 tv = { 0, 50 * 1000 };
+
+	d.draining = 1;
+	notify("STOPPING=1");
+	if (api != NULL)
+		api_stop_accepting(api);
+	if (smtpd != NULL) {
+		smtpd_stop_accepting(smtpd);
+		smtpd_close_idle(smtpd);
+	}
+	drain_deadline = util_now_ms() +
+	    (uint64_t)d.cfg->shutdown_timeout * 1000;
+	ev_drain = event_new(d.base, -1, EV_PERSIST, drain_check, NULL);
+	event_add(ev_drain, &tv);
+}
+
+/* Leave the loop when nothing is in flight, or at the deadline. */
+static void
+drain_check(evutil_socket_t fd, short what, void *arg)
+{
+	struct submit_stats	 ss;
+	int			 busy = 0;
+
+	submit_get_stats(d.submit, &ss);
+	busy += (int)ss.pending;
+	if (api != NULL)
+		busy += api_inflight(api);
+	if (smtpd != NULL) {
+		smtpd_close_idle(smtpd);
+		busy += smtpd_sessions(smtpd);
+	}
+	if (busy == 0) {
+		log_info("drain: nothing in flight");
+		event_base_loopexit(d.base, NULL);
+	} else if (util_now_ms() >= drain_deadline) {
+		log_warnx("drain: shutdown_timeout reached with %d in flight; "
+		    "unacknowledged work will be retried by its clients", busy);
+		event_base_loopexit(d.base, NULL);
+	}
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct submit_params	 sp;
+	struct event		*sigs[4], *ev_wd = NULL;
+	const char		*cfgpath = DEFAULT_CONFIG;
+	const char		*error = NULL;
+	char			*cerror = NULL;
+	int			 ch, check = 0, debug = 0, i;
+	int			 signums[] = { SIGHUP, SIGTERM, SIGINT };
+	uint64_t		 wd_usec = 0;
+
+	if (argc == 2 && strcmp(argv[1], "-P") == 0)
+		sandbox_child_main();	/* the parse child; never returns */
+
+	while ((ch = getopt(argc, argv, "df:nVh")) != -1) {
+		switch (ch) {
+		case 'd':
+			debug = 1;
+			break;
+		case 'f':
+			cfgpath = optarg;
+			break;
+		case 'n':
+			check++;
+			break;
+		case 'V':
+			printf("sealpostd %s\n", PACKAGE_VERSION);
+			return 0;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+
+	log_init("sealpostd", LOG_TO_STDERR, debug);
+	if (config_load(cfgpath, &d.cfg, &cerror) != 0) {
+		fprintf(stderr, "sealpostd: %s\n", cerror);
+		free(cerror);
+		return CONFIG_EX_CONFIG;
+	}
+	if (check) {
+		config_print(d.cfg, stdout, check == 1);
+		config_free(&d.cfg);
+		return 0;
+	}
+	log_init("sealpostd", log_target_for(d.cfg->log), debug);
+	d.version = PACKAGE_VERSION;
+	d.started_ms = util_now_ms();
+
+	/* libetpan and GnuTLS write with send(2) without MSG_NOSIGNAL. */
+	signal(SIGPIPE, SIG_IGN);
+	umask(077);
+	if (hash_init() != 0)
+		log_fatalx("libsodium could not be initialised");
+	if (keyring_load(d.cfg->master_key_file, &d.keyring, &error) != 0) {
+		log_warnx("master key: %s", error);
+		config_free(&d.cfg);
+		return CONFIG_EX_CONFIG;
+	}
+
+	if (evthread_use_pthreads() != 0)
+		log_fatalx("libevent: no pthreads support");
+	if ((d.base = event_base_new()) == NULL)
+		log_fatalx("libevent: event_base_new failed");
+
+	if (store_open(d.cfg->database, STORE_RDWR | STORE_CREATE, &d.store,
+	    &error) != STORE_OK)
+		log_fatalx("store: %s: %s", d.cfg->database, error);
+
+	memset(&sp, 0, sizeof(sp));
+	sp.database = d.cfg->database;
+	sp.workers = (int)d.cfg->seal_workers;
+	sp.batch_max = (int)d.cfg->commit_batch_max;
+	sp.parse_program = "/proc/self/exe";
+	sp.parse_memory_limit = d.cfg->parse_memory_limit;
+	sp.parse_timeout = d.cfg->parse_timeout;
+	sp.max_letter_size = (size_t)d.cfg->max_letter_size;
+	sp.max_attachments = (size_t)d.cfg->max_attachments;
+	sp.max_attachment_size = (size_t)d.cfg->max_attachment_size;
+	if (submit_start(d.base, &sp, &d.submit, &error) != 0)
+		log_fatalx("submit: %s", error);
+
+	if (api_start(&d, &api, &cerror) != 0)
+		log_fatalx("http: %s", cerror);
+	if (smtpd_start(&d, &smtpd, &cerror) != 0)
+		log_fatalx("smtp: %s", cerror);
+	if (control_start(&d, d.cfg->control_socket, &control, &cerror) != 0)
+		log_fatalx("control: %s", cerror);
+
+	for (i = 0; i < (int)nitems(signums); i++) {
+		sigs[i] = evsignal_new(d.base, signums[i], on_signal, NULL);
+		event_add(sigs[i], NULL);
+	}
+#ifdef HAVE_SYSTEMD
+	if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0) {
+		struct timeval	 tv;
+
+		wd_usec /= 2;
+		tv.tv_sec = (time_t)(wd_usec / 1000000);
+		tv.tv_usec = (suseconds_t)(wd_usec % 1000000);
+		ev_wd = event_new(d.base, -1, EV_PERSIST, on_watchdog, NULL);
+		event_add(ev_wd, &tv);
+	}
+#endif
+	log_info("sealpostd %s ready pid=%ld database=%s http=%s smtp=%s",
+	    PACKAGE_VERSION, (long)getpid(), d.cfg->database,
+	    d.cfg->http_listen[0] ? d.cfg->http_listen : "off",
+	    d.cfg->smtp_listen[0] ? d.cfg->smtp_listen : "off");
+	notify("READY=1");
+
+	event_base_dispatch(d.base);
+
+	/* Drained or timed out: finish what is committing, then close. */
+	d.draining = 1;
+	if (api != NULL)
+		api_stop_accepting(api);
+	if (smtpd != NULL)
+		smtpd_stop_accepting(smtpd);
+	if (submit_stop(&d.submit,
+	    (uint64_t)d.cfg->shutdown_timeout * 1000) != 0) {
+		/* A commit is stuck on the disk: it was never acknowledged. */
+		log_warnx("stopped with a commit still in progress");
+		_exit(1);
+	}
+	api_free(&api);
+	smtpd_free(&smtpd);
+	control_free(&control);
+	if (ev_drain != NULL)
+		event_free(ev_drain);
+	if (ev_wd != NULL)
+		event_free(ev_wd);
+	for (i = 0; i < (int)nitems(signums); i++)
+		event_free(sigs[i]);
+	store_close(&d.store);
+	keyring_free(&d.keyring);
+	event_base_free(d.base);
+	log_info("stopped");
+	config_free(&d.cfg);
+	return 0;
+}

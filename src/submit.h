@@ -111,8 +111,10 @@ void	 submit_job_free(struct submit_job **);
 /* Hand a job over; its done() will be called on the loop thread. */
 void	 submit_enqueue(struct submit *, struct submit_job *);
 /* Stop taking jobs; let in-flight ones finish, up to timeout_ms; pending
- * jobs still queued get SUBMIT_ESHUTDOWN. Then join the threads. */
-void	 submit_stop(struct submit **, uint64_t timeout_ms);
+ * jobs still queued get SUBMIT_ESHUTDOWN.  Then join the threads and run
+ * the remaining done() callbacks.  0, or -1 when the threads did not stop
+ * in time (they are abandoned: the caller must exit). */
+int	 submit_stop(struct submit **, uint64_t timeout_ms);
 void	 submit_get_stats(struct submit *, struct submit_stats *);
 
 #endif
