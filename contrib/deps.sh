@@ -1,0 +1,36 @@
+#!/bin/sh
+# contrib/deps.sh - install the Debian 12 packages sealpost needs to build,
+# run and test.  As root it runs apt-get; otherwise it prints the command.
+# Usage: contrib/deps.sh [build|test]   (default: test, which is a superset)
+set -eu
+what=${1:-test}
+
+build_pkgs="ca-certificates gcc make autoconf automake pkg-config
+ libevent-dev libsqlite3-dev libsodium-dev libetpan-dev libjansson-dev
+ libinih-dev libgnutls28-dev libssl-dev libsystemd-dev zlib1g-dev
+ libsasl2-modules openssl sqlite3 curl"
+test_pkgs="$build_pkgs python3 age swaks mandoc systemd procps psmisc
+ coreutils iproute2"
+
+case $what in
+build) pkgs=$build_pkgs ;;
+test) pkgs=$test_pkgs ;;
+*) echo "usage: contrib/deps.sh [build|test]" >&2; exit 2 ;;
+esac
+pkgs=$(echo $pkgs)
+
+missing=""
+for p in $pkgs; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+	    missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "sealpost needs these Debian packages; run as root:" >&2
+	echo "  apt-get update && apt-get install -y --no-install-recommends$missing" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends $missing >/dev/null
