@@ -2,9 +2,14 @@
  * keyring.h - the master key and the parties' wrapped identities.
  *
  * The 32-byte master key comes from the systemd credential "master.key"
- * ($CREDENTIALS_DIRECTORY/master.key) or from a file named in the config;
- * a file readable by group or others is refused.  It lives in sodium_malloc
- * memory (guarded, mlocked, wiped on free) and is never logged or stored.
+ * ($CREDENTIALS_DIRECTORY/master.key, LoadCredential= or
+ * LoadCredentialEncrypted=) or from a file named in the config.  The file
+ * holds either exactly 32 raw bytes, or 64 hex digits (either case) with an
+ * optional trailing newline; any other length is refused.  The file is
+ * opened with O_NOFOLLOW, must be a regular file, and is refused when group
+ * or others have any permission bit (fix: chmod 0400).  The key lives in
+ * sodium_malloc memory (guarded, mlocked, read-only, wiped on free) and is
+ * never logged or stored.  keyring_create_master() writes the raw form.
  *
  * Identity secrets (X25519) are stored wrapped: XChaCha20-Poly1305 under a
  * subkey derived from the master key (crypto_kdf, context "sp-wrap1"), with
@@ -12,7 +17,12 @@
  * moved to another row does not open.  Wrapped form:
  *   version(1) || nonce(24) || ciphertext(32 + 16)
  *
- * Error policy: 0 on success, -1 with a static reason in *error_r.
+ * Subkeys for other purposes come from keyring_subkey(); the wrapping
+ * context "sp-wrap1" is reserved and refused there.
+ *
+ * Error policy: 0 on success, -1 with a reason in *error_r.  The reason is
+ * a static string or a thread-local buffer that stays valid until the next
+ * keyring call on the same thread; it names paths and modes, never key bytes.
  */
 #ifndef SEALPOST_KEYRING_H
 #define SEALPOST_KEYRING_H
@@ -41,13 +51,24 @@ void	 keyring_free(struct keyring **);
 int	 keyring_identity_new(struct keyring *, const char *ad,
 	    unsigned char pk[KEYRING_KEY_LEN],
 	    unsigned char wrapped[KEYRING_WRAPPED_LEN], const char **error_r);
-/* Unwrap into a sodium_malloc'd secret; free with keyring_secret_free. */
+/* Wrap an existing secret for `ad' (key rotation: unwrap old, wrap new). */
+int	 keyring_identity_wrap(struct keyring *, const char *ad,
+	    const struct keyring_secret *,
+	    unsigned char wrapped[KEYRING_WRAPPED_LEN], const char **error_r);
+/*
+ * Unwrap into a sodium_malloc'd, read-only secret; free with
+ * keyring_secret_free.  Fails on a wrong version or length, a wrong `ad',
+ * a different master key or any altered byte.
+ */
 int	 keyring_identity_unwrap(struct keyring *, const char *ad,
 	    const unsigned char *wrapped, size_t wrappedlen,
 	    struct keyring_secret *, const char **error_r);
 void	 keyring_secret_free(struct keyring_secret *);
 
-/* A purpose-bound subkey (context exactly 8 chars) for tokens etc. */
+/*
+ * A purpose-bound subkey (context exactly 8 chars) for tokens etc.
+ * 0, or -1 for the reserved context "sp-wrap1".
+ */
 int	 keyring_subkey(struct keyring *, uint64_t id, const char ctx[8],
 	    unsigned char out[KEYRING_KEY_LEN]);
 
