@@ -11,9 +11,21 @@
  *
  * letter_request_parse() turns a POST /v1/letters body into routing fields
  * and a document, validating every field against the limits and naming the
- * field at fault.  Error policy: functions return 0 or -1 and fill a struct
- * letter_error (HTTP status, stable code, field, human message).  Messages
- * never quote the rejected content.
+ * field at fault (the field rules are listed at the top of letter.c).
+ * Error policy: functions return 0 or -1 and fill a struct letter_error
+ * (HTTP status, stable code, field, human message).  Messages never quote
+ * the rejected content.  The codes:
+ *   400 malformed_json        not JSON, or not UTF-8 (line/column given)
+ *   400 duplicate_key         an object names the same key twice
+ *   400 invalid_body          the JSON is not an object
+ *   413 too_large             body, letter or one attachment over a limit
+ *   422 missing_field         a required field is absent (or null)
+ *   422 invalid_field         wrong type or breaks the field's rule
+ *   422 invalid_base64        attachment data is not standard base64
+ *   422 too_many_attachments  more than max_attachments
+ *   422 unknown_field         a key the format does not have (typo?)
+ *   422 unknown_format        letter_doc_parse: not "sealpost-letter/1"
+ * The limits are hard: 0 means none allowed, not unlimited.
  */
 #ifndef SEALPOST_LETTER_H
 #define SEALPOST_LETTER_H
@@ -36,7 +48,7 @@ struct letter_attachment {
 };
 
 struct letter_doc {
-	char			*subject;	/* UTF-8, may be "" */
+	char			*subject;	/* UTF-8, may be ""; NULL = "" */
 	char			*text;		/* UTF-8 or NULL */
 	char			*html;		/* UTF-8 or NULL */
 	struct letter_attachment *att;
@@ -74,7 +86,10 @@ void	 letter_request_clear(struct letter_request *);
 int	 letter_doc_validate(const struct letter_doc *,
 	    const struct letter_limits *, struct letter_error *);
 
-/* Serialise to the sealed JSON form; caller frees (and should wipe). */
+/*
+ * Serialise to the sealed JSON form (NUL-terminated, length in *lenp);
+ * caller frees (and should wipe).  NULL if a string is not valid UTF-8.
+ */
 char	*letter_doc_serialize(const struct letter_doc *, size_t *lenp);
 int	 letter_doc_parse(const char *, size_t, struct letter_doc **,
 	    struct letter_error *);
