@@ -80,6 +80,13 @@ void	 config_print(const struct config *, FILE *, int changed_only);
  */
 int	 config_reload_apply(struct config *cur, const struct config *next);
 
+/*
+ * Split a listen address, "host:port" (IPv4 literal or localhost) or
+ * "[IPv6]:port", port 1-65535.  Returns NULL and sets a malloc'd *host_r
+ * (brackets removed) and *port_r, or returns a static reason.
+ */
+const char *config_split_listen(const char *, char **host_r, int *port_r);
+
 /* Iterate over the option table: for the man-page agreement test. */
 struct config_option_info {
 	const char	*section;
