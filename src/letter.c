@@ -32,6 +32,7 @@
  */
 #include "build.h"
 
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,6 +81,7 @@ static void	 letter_emit_string(struct letter_out *, const char *);
 static void	 letter_emit_doc(struct letter_out *,
 		    const struct letter_doc *);
 static void	 letter_wipe_string(char *);
+static void	 letter_json_free(void *);
 
 static const char *const letter_request_keys[] = {
 	"patient", "author", "practice", "subject", "text", "html",
@@ -838,4 +840,21 @@ letter_priority_parse(const char *s)
 	if (strcmp(s, "urgent") == 0)
 		return LETTER_URGENT;
 	return -1;
+}
+
+/* jansson's free: wipe the whole block first (content may be clinical). */
+static void
+letter_json_free(void *p)
+{
+	if (p == NULL)
+		return;
+	hash_wipe(p, malloc_usable_size(p));
+	free(p);
+}
+
+/* Route jansson's allocations through a wiping free. */
+void
+letter_json_init(void)
+{
+	json_set_alloc_funcs(malloc, letter_json_free);
 }

@@ -100,4 +100,10 @@ void	 letter_doc_free(struct letter_doc **);
 const char *letter_priority_name(int);
 int	 letter_priority_parse(const char *);	/* -1 if unknown */
 
+/*
+ * Make jansson wipe every block it frees: parsed requests hold letter
+ * content in jansson's own strings.  Call once, before any thread starts.
+ */
+void	 letter_json_init(void);
+
 #endif

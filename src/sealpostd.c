@@ -40,6 +40,7 @@
 #include "daemon.h"
 #include "hash.h"
 #include "keyring.h"
+#include "letter.h"
 #include "log.h"
 #include "sandbox.h"
 #include "smtpd.h"
@@ -301,6 +302,7 @@ main(int argc, char *argv[])
 	umask(077);
 	if (hash_init() != 0)
 		log_fatalx("libsodium could not be initialised");
+	letter_json_init();
 	if (keyring_load(d.cfg->master_key_file, &d.keyring, &error) != 0) {
 		log_warnx("master key: %s", error);
 		config_free(&d.cfg);
