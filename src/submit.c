@@ -404,9 +404,10 @@ submit_commit_batch(struct submit *s, struct store *st,
 	struct store_letter_new	*rows;
 	const char		*error = NULL;
 	size_t			 i;
-	int			 r;
+	int			 r, *rr;
 
 	rows = xcalloc(n, sizeof(*rows));
+	rr = xcalloc(n, sizeof(*rr));
 	for (i = 0; i < n; i++) {
 		struct submit_job	*job = batch[i];
 
@@ -423,15 +424,34 @@ submit_commit_batch(struct submit *s, struct store *st,
 		rows[i].address = job->address;
 	}
 	r = store_letters_commit(st, rows, n, &error);
-	if (r != STORE_OK)
-		log_warnx("submit: commit failed letters=%zu reason=\"%s\"", n,
+	if (r == STORE_ERROR && n > 1) {
+		/*
+		 * A batch is all-or-nothing: one bad entry (a constraint the
+		 * front end could not foresee) must not fail its neighbours.
+		 * Commit each alone so only the culprit fails.
+		 */
+		log_warnx("submit: batch commit failed letters=%zu "
+		    "reason=\"%s\"; committing one by one", n,
 		    error != NULL ? error : "?");
-	else
-		log_debug("submit: committed letters=%zu", n);
+		for (i = 0; i < n; i++) {
+			rr[i] = store_letters_commit(st, &rows[i], 1, &error);
+			if (rr[i] != STORE_OK)
+				log_warnx("submit: commit failed reason=\"%s\"",
+				    error != NULL ? error : "?");
+		}
+	} else {
+		if (r != STORE_OK)
+			log_warnx("submit: commit failed letters=%zu "
+			    "reason=\"%s\"", n, error != NULL ? error : "?");
+		else
+			log_debug("submit: committed letters=%zu", n);
+		for (i = 0; i < n; i++)
+			rr[i] = r;
+	}
 	for (i = 0; i < n; i++) {
 		struct submit_job	*job = batch[i];
 
-		if (r != STORE_OK) {
+		if (rr[i] != STORE_OK) {
 			submit_fail(job, SUBMIT_ESTORE, 503, "store_unavailable",
 			    "the letter could not be stored; retry later");
 		} else {
@@ -457,6 +477,7 @@ submit_commit_batch(struct submit *s, struct store *st,
 		job->sealed = NULL;
 	}
 	free(rows);
+	free(rr);
 	pthread_mutex_lock(&s->mu);
 	s->stats.commits++;
 	pthread_mutex_unlock(&s->mu);
