@@ -7,6 +7,9 @@
  * identity is made or opened, the master key.  Every change is audited with
  * actor "admin:<user>".
  *
+ * -k FILE names the master key file for this run (an admin's shell has no
+ * $CREDENTIALS_DIRECTORY when the daemon takes the key from systemd).
+ *
  * Exit status: 0 success, 1 failure, 2 usage, 3 daemon not reachable,
  * 78 configuration error.
  */
@@ -41,6 +44,7 @@
 
 struct ctl {
 	const char	*cfgpath;
+	const char	*keyfile;	/* -k: overrides master_key_file */
 	struct config	*cfg;
 	struct store	*store;
 	struct keyring	*keyring;
@@ -104,7 +108,8 @@ usage(void)
 {
 	size_t	 i;
 
-	fprintf(stderr, "usage: sealpostctl [-f config] command ...\n"
+	fprintf(stderr, "usage: sealpostctl [-f config] [-k keyfile] "
+	    "command ...\n"
 	    "commands:\n");
 	for (i = 0; i < nitems(cmds); i++)
 		fprintf(stderr, "  %s\n", cmds[i].usage);
@@ -136,7 +141,8 @@ ctl_open_keyring(struct ctl *c)
 
 	if (c->keyring != NULL)
 		return 0;
-	if (keyring_load(c->cfg->master_key_file, &c->keyring, &error) != 0) {
+	if (keyring_load(c->keyfile != NULL ? c->keyfile :
+	    c->cfg->master_key_file, &c->keyring, &error) != 0) {
 		fprintf(stderr, "sealpostctl: master key: %s\n", error);
 		return -1;
 	}
@@ -197,7 +203,8 @@ valid_email(const char *s)
 	const char	*at = strrchr(s, '@');
 	const char	*p;
 
-	if (at == NULL || at == s || strlen(s) > 254 || at - s > 64)
+	if (at == NULL || at == s || strlen(s) > 254 || at - s > 64 ||
+	    strchr(s, '@') != at)
 		return 0;
 	for (p = s; p < at; p++)
 		if (*p <= ' ' || *p >= 0x7f || strchr("\"(),:;<>[\\]", *p))
@@ -282,7 +289,8 @@ cmd_reload(struct ctl *c, int argc, char **argv)
 static int
 cmd_keys_init(struct ctl *c, int argc, char **argv)
 {
-	const char	*path = c->cfg->master_key_file, *error = NULL;
+	const char	*path = c->keyfile != NULL ? c->keyfile :
+			    c->cfg->master_key_file, *error = NULL;
 	int		 ch;
 
 	optind = 0;
@@ -360,7 +368,7 @@ parse_add(int argc, char **argv, unsigned allowed, struct add_args *a)
 	memset(a, 0, sizeof(*a));
 	optind = 0;
 	while ((ch = getopt_long(argc, argv, "", add_opts, NULL)) != -1) {
-		if (ch <= 0 || !(allowed & (1u << ch)))
+		if (ch <= 0 || ch >= 32 || !(allowed & (1u << ch)))
 			return -1;
 		a->seen |= 1u << ch;
 		switch (ch) {
@@ -809,10 +817,13 @@ main(int argc, char *argv[])
 
 	memset(&c, 0, sizeof(c));
 	c.cfgpath = DEFAULT_CONFIG;
-	while ((ch = getopt(argc, argv, "+f:h")) != -1) {
+	while ((ch = getopt(argc, argv, "+f:k:h")) != -1) {
 		switch (ch) {
 		case 'f':
 			c.cfgpath = optarg;
+			break;
+		case 'k':
+			c.keyfile = optarg;
 			break;
 		default:
 			usage();
