@@ -99,6 +99,19 @@ hash_b64_decode(const char *s, size_t len, unsigned char **out,
 	const char	*end = NULL;
 	int		 variant = sodium_base64_VARIANT_ORIGINAL;
 
+	/*
+	 * libsodium 1.0.18 decodes bytes 0x80-0xff as '/' instead of
+	 * refusing them: check the alphabet ourselves first.
+	 */
+	for (n = 0; n < len; n++) {
+		unsigned char	 c = (unsigned char)s[n];
+
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		    (c >= '0' && c <= '9') || c == '+' || c == '/' ||
+		    c == '='))
+			return -1;
+	}
+	n = 0;
 	if (len % 4 != 0)
 		variant = sodium_base64_VARIANT_ORIGINAL_NO_PADDING;
 	buf = xmalloc(cap);
