@@ -8,6 +8,8 @@
 #ifndef SEALPOST_TLSSERVER_H
 #define SEALPOST_TLSSERVER_H
 
+#include <stddef.h>
+
 struct event_base;
 struct bufferevent;
 struct tlsserver;
@@ -16,7 +18,9 @@ struct tlsserver;
 int	 tlsserver_new(const char *cert, const char *key, struct tlsserver **,
 	    char **error_r);
 void	 tlsserver_free(struct tlsserver **);
-/* A new server-side TLS bufferevent on an accepted fd (for evhttp). */
+/* A new server-side TLS bufferevent on an accepted fd (for evhttp: fd may
+ * be -1, evhttp sets it later).  Dirty shutdowns are allowed (HTTP clients
+ * often close without close_notify).  NULL on failure. */
 struct bufferevent *tlsserver_accept(struct tlsserver *, struct event_base *,
 	    int fd);
 /* Wrap an existing plaintext bufferevent for STARTTLS; the underlying one
@@ -25,5 +29,9 @@ struct bufferevent *tlsserver_starttls(struct tlsserver *, struct event_base *,
 	    struct bufferevent *underlying);
 /* The negotiated protocol, e.g. "TLSv1.3", or NULL when not TLS. */
 const char *tlsserver_version(struct bufferevent *);
+/* OpenSSL's reason for the last failure on a TLS bufferevent (for logs:
+ * "handshake failed: ..."), or "unknown"; returns buf. */
+const char *tlsserver_last_error(struct bufferevent *, char *buf,
+	    size_t bufsz);
 
 #endif
