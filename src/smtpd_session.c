@@ -51,6 +51,13 @@
  *  - Idempotency key per recipient: "smtp:" + the Message-ID (or the hex
  *    SHA-256 of the message when it has none) + ":" + patient id, so a
  *    client retrying after a 451 or a lost 250 never makes a second letter.
+ *  - A Message-ID reused for a different message (idempotency conflict)
+ *    is "554 5.6.0"; a commit failure is "451 4.3.0" (retry: what was
+ *    committed comes back as a duplicate); shutdown is "421 4.3.2".
+ *  - Each recipient's job owns a copy of the message: copies in the
+ *    pipeline at once stay within SMTPD_TX_INFLIGHT_BYTES.
+ *  - A transaction ending while the daemon drains is "421 4.3.2" with
+ *    nothing committed; idle sessions are told the same and closed.
  *  - Logs carry the session id, state, event and ids (client, author,
  *    patient, letters), never addresses, headers or content.
  *
@@ -349,9 +356,9 @@ smtpd_reply(struct smtpd_session *s, const char *fmt, ...)
 	if (line[0] == '4' || line[0] == '5') {
 		s->errors++;
 		smtpd_log(s, 0, "event=reply code=%.3s", line);
-	}
-	log_debug("smtp session=%s state=%s event=reply code=%.3s",
-	    s->idstr, smtpd_strstate(s->state), line);
+	} else
+		log_debug("smtp session=%s state=%s event=reply code=%.3s",
+		    s->idstr, smtpd_strstate(s->state), line);
 	if (s->bev == NULL)
 		return;
 	line[n++] = '\r';

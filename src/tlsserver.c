@@ -183,8 +183,14 @@ tlsserver_last_error(struct bufferevent *bev, char *buf, size_t bufsz)
 		strlcpy_sp(buf, "not TLS", bufsz);
 		return buf;
 	}
-	while ((e = bufferevent_get_openssl_error(bev)) != 0)
-		last = e;
+	/*
+	 * libevent keeps SSL_get_error()'s code (a small number, no library)
+	 * beside the OpenSSL error queue: prefer the queue's newest entry.
+	 */
+	while ((e = bufferevent_get_openssl_error(bev)) != 0) {
+		if (last == 0 || (ERR_GET_LIB(last) == 0 && ERR_GET_LIB(e) != 0))
+			last = e;
+	}
 	if (last == 0)
 		strlcpy_sp(buf, "connection closed", bufsz);
 	else

@@ -25,6 +25,7 @@ static void	 test_header(void);
 static void	 test_data(void);
 static void	 test_data_limits(void);
 static void	 test_data_big(void);
+static void	 test_data_random(void);
 
 /* ---- paths ----------------------------------------------------------- */
 
@@ -731,6 +732,103 @@ test_data_big(void)
 	free(want);
 }
 
+/* xorshift64*: a deterministic stream for the random test. */
+static uint64_t
+rnd(uint64_t *st)
+{
+	*st ^= *st >> 12;
+	*st ^= *st << 25;
+	*st ^= *st >> 27;
+	return *st * 2685821657736338717ULL;
+}
+
+/*
+ * The reference: the data ends at the first CRLF "." CRLF, counting an
+ * implicit CRLF before the first byte; a LF is bare unless a CR precedes
+ * it, a CR is bare when a byte other than LF follows it.
+ */
+static void
+data_reference(const char *in, size_t len, size_t *used, unsigned *flags)
+{
+	size_t	 i, end = len;
+
+	*used = NO_END;
+	for (i = 0; i + 3 <= len; i++) {
+		if ((i == 0 || (i >= 2 && in[i - 2] == '\r' &&
+		    in[i - 1] == '\n')) && memcmp(in + i, ".\r\n", 3) == 0) {
+			*used = i + 3;
+			end = i + 3;
+			break;
+		}
+	}
+	*flags = 0;
+	for (i = 0; i < end; i++) {
+		if (in[i] == '\0')
+			*flags |= SMTPD_DATA_NUL;
+		if (in[i] == '\n' && (i == 0 || in[i - 1] != '\r'))
+			*flags |= SMTPD_DATA_BARE_LF;
+		if (in[i] == '\r' && i + 1 < end && in[i + 1] != '\n')
+			*flags |= SMTPD_DATA_BARE_CR;
+	}
+}
+
+/* Random byte soup over the interesting alphabet, randomly chunked,
+ * against the reference. */
+static void
+test_data_random(void)
+{
+	static const char	 alpha[] = "a.\r\n\0: ";
+	static const char	*tokens[] = { "\r\n", ".\r\n", "\r\n.\r\n",
+				    "\n.\n", "\r.\r", "..", ".\r" };
+	struct smtpd_data	 d;
+	uint64_t		 st = 0x5ea1b0575ea1b057ULL;
+	char			 in[72];
+	size_t			 len, want, i, off, n, used, want_used;
+	size_t			 got_used;
+	unsigned		 want_flags;
+	int			 r, bad = 0, ends = 0;
+
+	for (i = 0; i < 50000; i++) {
+		/* single bytes, and now and then a significant token */
+		want = rnd(&st) % (sizeof in - 8);
+		for (len = 0; len < want; ) {
+			if (rnd(&st) % 3 == 0) {
+				const char *t = tokens[rnd(&st) %
+				    nitems(tokens)];
+
+				memcpy(in + len, t, strlen(t));
+				len += strlen(t);
+			} else
+				in[len++] = alpha[rnd(&st) % (sizeof alpha - 1)];
+		}
+		data_reference(in, len, &want_used, &want_flags);
+		smtpd_data_init(&d, 1000, 1000, 1000);
+		got_used = NO_END;
+		for (off = 0; off < len; off += n) {
+			n = 1 + rnd(&st) % 8;
+			if (n > len - off)
+				n = len - off;
+			r = smtpd_data_feed(&d, in + off, n, &used);
+			if (r == SMTPD_DATA_END) {
+				got_used = off + used;
+				break;
+			}
+		}
+		if (got_used != want_used || (d.flags & (SMTPD_DATA_NUL |
+		    SMTPD_DATA_BARE_LF | SMTPD_DATA_BARE_CR)) != want_flags) {
+			if (bad++ < 3)
+				diag("random input %zu: used %zd/%zd flags "
+				    "%#x/%#x", i, (ssize_t)got_used,
+				    (ssize_t)want_used, d.flags, want_flags);
+		}
+		if (want_used != NO_END)
+			ends++;
+		smtpd_data_clear(&d);
+	}
+	is_int(bad, 0, "data random: 50000 inputs agree with the reference "
+	    "(%d ended)", ends);
+}
+
 int
 main(void)
 {
@@ -747,5 +845,6 @@ main(void)
 	test_data();
 	test_data_limits();
 	test_data_big();
+	test_data_random();
 	return tap_done();
 }
