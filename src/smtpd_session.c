@@ -209,6 +209,11 @@ static void		 smtpd_enter_state(struct smtpd_session *,
 			    enum smtpd_state);
 static void		 smtpd_log(struct smtpd_session *, int, const char *,
 			    ...) __attribute__((format(printf, 3, 4)));
+
+/* smtpd_log() levels */
+#define SL_INFO		0
+#define SL_WARN		1
+#define SL_DEBUG	2
 static void		 smtpd_reply(struct smtpd_session *, const char *, ...)
 			    __attribute__((format(printf, 2, 3)));
 static void		 smtpd_readcb(struct bufferevent *, void *);
@@ -319,19 +324,23 @@ smtpd_enter_state(struct smtpd_session *s, enum smtpd_state st)
 	s->state = st;
 }
 
-/* Log one line led by the session id and state (info, or warnx if
- * warn). */
+/* Log one line led by the session id and state, at level SL_*. */
 static void
-smtpd_log(struct smtpd_session *s, int warn, const char *fmt, ...)
+smtpd_log(struct smtpd_session *s, int level, const char *fmt, ...)
 {
-	char	 msg[400];
+	char	 msg[480];
 	va_list	 ap;
 
+	if (level == SL_DEBUG && !log_get_debug())
+		return;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	if (warn)
+	if (level == SL_WARN)
 		log_warnx("smtp session=%s state=%s %s", s->idstr,
+		    smtpd_strstate(s->state), msg);
+	else if (level == SL_DEBUG)
+		log_debug("smtp session=%s state=%s %s", s->idstr,
 		    smtpd_strstate(s->state), msg);
 	else
 		log_info("smtp session=%s state=%s %s", s->idstr,
@@ -355,7 +364,7 @@ smtpd_reply(struct smtpd_session *s, const char *fmt, ...)
 		n = sizeof line - 3;
 	if (line[0] == '4' || line[0] == '5') {
 		s->errors++;
-		smtpd_log(s, 0, "event=reply code=%.3s", line);
+		smtpd_log(s, SL_INFO, "event=reply code=%.3s", line);
 	} else
 		log_debug("smtp session=%s state=%s event=reply code=%.3s",
 		    s->idstr, smtpd_strstate(s->state), line);
@@ -413,7 +422,7 @@ smtpd_session_new(const struct smtpd_session_env *env, int fd,
 		log_fatalx("smtp: bufferevent_socket_new failed");
 	smtpd_set_io(s);
 
-	smtpd_log(s, 0, "event=connect addr=%s", s->peer);
+	smtpd_log(s, SL_INFO, "event=connect addr=%s", s->peer);
 	smtpd_reply(s, "220 %s ESMTP sealpost", env->hostname);
 	return s;
 }
@@ -549,7 +558,7 @@ static void
 smtpd_release(struct smtpd_session *s)
 {
 	if (s->bev != NULL) {
-		smtpd_log(s, 0, "event=disconnect letters=%llu errors=%d",
+		smtpd_log(s, SL_INFO, "event=disconnect letters=%llu errors=%d",
 		    (unsigned long long)s->nletters, s->errors);
 		bufferevent_free(s->bev);
 		s->bev = NULL;
@@ -631,22 +640,22 @@ smtpd_io(struct smtpd_session *s, int ev)
 		if (s->state != SMTPD_S_TLS)
 			break;
 		s->tls = 1;
-		smtpd_log(s, 0, "event=starttls version=%s",
+		smtpd_log(s, SL_INFO, "event=starttls version=%s",
 		    tlsserver_version(s->bev) ? tlsserver_version(s->bev) :
 		    "unknown");
 		smtpd_enter_state(s, SMTPD_S_GREETED);
 		smtpd_process(s);
 		break;
 	case SMTPD_IO_EOF:
-		smtpd_log(s, 0, "event=eof");
+		smtpd_log(s, SL_INFO, "event=eof");
 		smtpd_close(s, 0);
 		break;
 	case SMTPD_IO_ERROR:
 		if (s->state == SMTPD_S_TLS || s->tls) {
 			tlsserver_last_error(s->bev, err, sizeof err);
-			smtpd_log(s, 0, "event=error tls=\"%s\"", err);
+			smtpd_log(s, SL_INFO, "event=error tls=\"%s\"", err);
 		} else
-			smtpd_log(s, 0, "event=error errno=%d", errno);
+			smtpd_log(s, SL_INFO, "event=error errno=%d", errno);
 		smtpd_close(s, 0);
 		break;
 	case SMTPD_IO_TIMEOUT:
@@ -654,7 +663,7 @@ smtpd_io(struct smtpd_session *s, int ev)
 			smtpd_close(s, 0);
 			break;
 		}
-		smtpd_log(s, 0, "event=timeout");
+		smtpd_log(s, SL_INFO, "event=timeout");
 		smtpd_reply(s, "421 4.4.2 %s timeout, closing connection",
 		    s->env->hostname);
 		bufferevent_enable(s->bev, EV_WRITE);
@@ -877,7 +886,7 @@ smtpd_cmd_starttls(struct smtpd_session *s, const char *arg)
 		return;
 	}
 	if (evbuffer_get_length(bufferevent_get_input(s->bev)) != 0) {
-		smtpd_log(s, 1, "event=starttls-injection");
+		smtpd_log(s, SL_WARN, "event=starttls-injection");
 		smtpd_reply(s, "554 5.5.0 improper pipelining after STARTTLS");
 		smtpd_close(s, 1);
 		return;
@@ -891,7 +900,7 @@ smtpd_cmd_starttls(struct smtpd_session *s, const char *arg)
 	bufferevent_setcb(s->bev, NULL, NULL, NULL, NULL);
 	nbev = tlsserver_starttls(s->env->tls, s->d->base, s->bev);
 	if (nbev == NULL) {
-		smtpd_log(s, 1, "event=starttls-failed");
+		smtpd_log(s, SL_WARN, "event=starttls-failed");
 		bufferevent_setcb(s->bev, smtpd_readcb, smtpd_writecb,
 		    smtpd_eventcb, s);
 		smtpd_close(s, 1);
@@ -979,7 +988,7 @@ smtpd_auth_plain(struct smtpd_session *s, const char *b64, size_t len)
 	if (smtpd_auth_plain_decode(b64 ? b64 : "", len, authcid,
 	    sizeof authcid, token, sizeof token, &why) != 0) {
 		s->auth_failures++;
-		smtpd_log(s, 0, "event=auth result=malformed reason=\"%s\"",
+		smtpd_log(s, SL_INFO, "event=auth result=malformed reason=\"%s\"",
 		    why);
 		smtpd_reply(s, "501 5.5.2 cannot decode AUTH response");
 		goto out;
@@ -987,14 +996,14 @@ smtpd_auth_plain(struct smtpd_session *s, const char *b64, size_t len)
 	hash_sha256(token, strlen(token), hash);
 	r = store_client_by_token(s->d->store, hash, &client, &err);
 	if (r == STORE_ERROR || r == STORE_BUSY) {
-		smtpd_log(s, 1, "event=auth result=temperror reason=\"%s\"",
+		smtpd_log(s, SL_WARN, "event=auth result=temperror reason=\"%s\"",
 		    err);
 		smtpd_reply(s, "454 4.7.0 temporary authentication failure");
 		goto out;
 	}
 	if (r == STORE_NOTFOUND || client->revoked) {
 		s->auth_failures++;
-		smtpd_log(s, 0, "event=auth result=fail%s",
+		smtpd_log(s, SL_INFO, "event=auth result=fail%s",
 		    r == STORE_OK ? " reason=revoked" : "");
 		smtpd_reply(s, "535 5.7.8 authentication credentials invalid");
 		goto out;
@@ -1002,7 +1011,7 @@ smtpd_auth_plain(struct smtpd_session *s, const char *b64, size_t len)
 	r = store_practice_get(s->d->store, client->practice_id, &practice,
 	    &err);
 	if (r != STORE_OK) {
-		smtpd_log(s, 1, "event=auth result=temperror client=%lld "
+		smtpd_log(s, SL_WARN, "event=auth result=temperror client=%lld "
 		    "reason=\"%s\"", (long long)client->id,
 		    r == STORE_NOTFOUND ? "no practice" : err);
 		smtpd_reply(s, "454 4.7.0 temporary authentication failure");
@@ -1015,7 +1024,7 @@ smtpd_auth_plain(struct smtpd_session *s, const char *b64, size_t len)
 	free(s->domain);
 	s->domain = xstrdup(practice->domain);
 	memcpy(s->archive_pk, practice->archive_pk, STORE_KEY_LEN);
-	smtpd_log(s, 0, "event=auth result=ok client=%lld practice=%lld",
+	smtpd_log(s, SL_INFO, "event=auth result=ok client=%lld practice=%lld",
 	    (long long)s->client_id, (long long)s->practice_id);
 	smtpd_reply(s, "235 2.7.0 Authentication successful");
 out:
@@ -1078,7 +1087,7 @@ smtpd_cmd_mail(struct smtpd_session *s, const char *arg)
 		r = store_clinician_get(s->d->store, s->default_author_id, &c,
 		    &err);
 	if (r == STORE_ERROR || r == STORE_BUSY) {
-		smtpd_log(s, 1, "event=mail result=temperror reason=\"%s\"",
+		smtpd_log(s, SL_WARN, "event=mail result=temperror reason=\"%s\"",
 		    err);
 		smtpd_reply(s, "451 4.3.0 temporary lookup failure");
 		goto out;
@@ -1095,7 +1104,7 @@ smtpd_cmd_mail(struct smtpd_session *s, const char *arg)
 	smtpd_tx_reset(s);
 	s->tx.author_id = c->id;
 	memcpy(s->tx.author_pk, c->pk, STORE_KEY_LEN);
-	smtpd_log(s, 0, "event=mail author=%lld size=%lld", (long long)c->id,
+	smtpd_log(s, SL_DEBUG, "event=mail author=%lld size=%lld", (long long)c->id,
 	    (long long)p.size);
 	smtpd_enter_state(s, SMTPD_S_MAIL);
 	smtpd_reply(s, "250 2.1.0 Ok");
@@ -1158,13 +1167,13 @@ smtpd_cmd_rcpt(struct smtpd_session *s, const char *arg)
 	}
 	r = store_patient_get(s->d->store, id, &pt, &err);
 	if (r == STORE_ERROR || r == STORE_BUSY) {
-		smtpd_log(s, 1, "event=rcpt result=temperror reason=\"%s\"",
+		smtpd_log(s, SL_WARN, "event=rcpt result=temperror reason=\"%s\"",
 		    err);
 		smtpd_reply(s, "451 4.3.0 temporary lookup failure");
 		goto out;
 	}
 	if (r == STORE_NOTFOUND || pt->practice_id != s->practice_id) {
-		smtpd_log(s, 0, "event=rcpt result=unknown patient=%lld",
+		smtpd_log(s, SL_INFO, "event=rcpt result=unknown patient=%lld",
 		    (long long)id);
 		smtpd_reply(s, "550 5.1.1 no such patient");
 		goto out;
@@ -1180,7 +1189,7 @@ smtpd_cmd_rcpt(struct smtpd_session *s, const char *arg)
 	if (pt->age_recipient != NULL && pt->age_recipient[0] != '\0') {
 		if (age_recipient_parse(pt->age_recipient,
 		    rc->pks[rc->npks]) != 0) {
-			smtpd_log(s, 1, "event=rcpt result=temperror "
+			smtpd_log(s, SL_WARN, "event=rcpt result=temperror "
 			    "patient=%lld reason=\"bad stored age recipient\"",
 			    (long long)id);
 			free(rc->address);
@@ -1192,7 +1201,7 @@ smtpd_cmd_rcpt(struct smtpd_session *s, const char *arg)
 	memcpy(rc->pks[rc->npks++], s->tx.author_pk, STORE_KEY_LEN);
 	memcpy(rc->pks[rc->npks++], s->archive_pk, STORE_KEY_LEN);
 	s->tx.nrcpts++;
-	smtpd_log(s, 0, "event=rcpt patient=%lld", (long long)id);
+	smtpd_log(s, SL_DEBUG, "event=rcpt patient=%lld", (long long)id);
 	smtpd_enter_state(s, SMTPD_S_RCPT);
 	smtpd_reply(s, "250 2.1.5 Ok");
 out:
@@ -1214,7 +1223,7 @@ smtpd_cmd_data(struct smtpd_session *s, const char *arg)
 		return;
 	}
 	if (evbuffer_get_length(bufferevent_get_input(s->bev)) != 0) {
-		smtpd_log(s, 1, "event=improper-pipelining");
+		smtpd_log(s, SL_WARN, "event=improper-pipelining");
 		smtpd_reply(s, "554 5.5.0 improper pipelining after DATA");
 		smtpd_close(s, 1);
 		return;
@@ -1333,7 +1342,7 @@ smtpd_data_input(struct smtpd_session *s)
 		return evbuffer_get_length(in) != 0;
 
 	if (smtpd_data_verdict(&s->tx.data, reply, sizeof reply) != 0) {
-		smtpd_log(s, 0, "event=data result=reject flags=0x%x",
+		smtpd_log(s, SL_INFO, "event=data result=reject flags=0x%x",
 		    s->tx.data.flags);
 		smtpd_tx_reset(s);
 		smtpd_enter_state(s, SMTPD_S_HELO);
@@ -1369,7 +1378,7 @@ smtpd_tx_commit(struct smtpd_session *s)
 		hash_hex(tx->hash, sizeof tx->hash, hex);
 		tx->idem_base = xstrdup(hex);
 	}
-	smtpd_log(s, 0, "event=data result=submitted size=%zu rcpts=%zu "
+	smtpd_log(s, SL_DEBUG, "event=data result=submitted size=%zu rcpts=%zu "
 	    "priority=%s", tx->rawlen, tx->nrcpts,
 	    letter_priority_name(tx->priority));
 
@@ -1479,15 +1488,20 @@ static void
 smtpd_tx_answer(struct smtpd_session *s)
 {
 	struct smtpd_tx	*tx = &s->tx;
-	char		 ids[400], reason[200];
-	size_t		 i, off = 0;
+	char		 ids[400], pts[200], reason[200], rec[200];
+	size_t		 i, off = 0, poff = 0;
 	int		 shutdown = 0, estore = 0, einput = 0, conflict = 0;
 
 	ids[0] = '\0';
+	pts[0] = '\0';
 	reason[0] = '\0';
 	for (i = 0; i < tx->nrcpts; i++) {
 		struct smtpd_rcpt *rc = &tx->rcpts[i];
 
+		if (poff < sizeof pts - 24)
+			poff += (size_t)snprintf(pts + poff, sizeof pts - poff,
+			    "%s%lld", poff ? "," : "",
+			    (long long)rc->patient_id);
 		switch (rc->status) {
 		case SUBMIT_OK:
 		case SUBMIT_DUPLICATE:
@@ -1521,24 +1535,30 @@ smtpd_tx_answer(struct smtpd_session *s)
 		}
 	}
 
+	/* the one record line of the transaction */
+	snprintf(rec, sizeof rec, "client=%lld author=%lld size=%zu "
+	    "priority=%s patients=%s", (long long)s->client_id,
+	    (long long)tx->author_id, tx->rawlen,
+	    letter_priority_name(tx->priority), pts);
 	if (shutdown == 0 && estore == 0 && einput == 0 && conflict == 0) {
 		s->nletters += tx->nrcpts;
-		smtpd_log(s, 0, "event=queued letters=%s", ids);
+		smtpd_log(s, SL_INFO, "event=queued %s letters=%s", rec, ids);
 		smtpd_reply(s, "250 2.0.0 Ok: queued as %s", ids);
 	} else if (shutdown) {
-		smtpd_log(s, 0, "event=commit result=shutdown");
+		smtpd_log(s, SL_INFO, "event=commit result=shutdown %s", rec);
 		smtpd_reply(s, "421 4.3.2 %s shutting down, try again later",
 		    s->env->hostname);
 	} else if (estore) {
-		smtpd_log(s, 1, "event=commit result=store-error");
+		smtpd_log(s, SL_WARN, "event=commit result=store-error %s",
+		    rec);
 		smtpd_reply(s, "451 4.3.0 queue write error, try again later");
 	} else if (einput) {
 		smtpd_sanitize(reason);
-		smtpd_log(s, 0, "event=commit result=rejected");
+		smtpd_log(s, SL_INFO, "event=commit result=rejected %s", rec);
 		smtpd_reply(s, "554 5.6.0 %s", reason[0] ? reason :
 		    "message rejected");
 	} else {
-		smtpd_log(s, 0, "event=commit result=conflict");
+		smtpd_log(s, SL_INFO, "event=commit result=conflict %s", rec);
 		smtpd_reply(s, "554 5.6.0 Message-ID already used for a "
 		    "different message");
 	}
