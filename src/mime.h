@@ -10,6 +10,10 @@
  * and text/html bodies (transfer-decoded, converted to UTF-8), and every
  * other leaf part, or any part with Content-Disposition: attachment, as an
  * attachment (filename from RFC 2231 / RFC 2047 / name=).
+ *
+ * Not thread-safe (a charset converter cache is process-wide): it runs in
+ * the single-threaded parse child.  Error policy: 0 or -1 with a struct
+ * letter_error whose code is stable and whose message never quotes content.
  */
 #ifndef SEALPOST_MIME_H
 #define SEALPOST_MIME_H
@@ -21,7 +25,8 @@ struct letter_error;
 
 struct mime_limits {
 	size_t		 max_size;
-	size_t		 max_header_size;
+	size_t		 max_header_size;	/* top header section */
+	size_t		 max_line;		/* one header line */
 	size_t		 max_depth;
 	size_t		 max_parts;
 	size_t		 max_attachments;
@@ -29,11 +34,25 @@ struct mime_limits {
 };
 
 void	 mime_limits_default(struct mime_limits *);
+/*
+ * Prepare the process for parsing under seccomp: open and keep the charset
+ * converters for the common charsets (so no gconv module is loaded later),
+ * and keep libetpan's strings off temporary files.  Idempotent; parsing
+ * without it works too, it only loads converters on demand.
+ */
+void	 mime_init(void);
 /* 0 = fine to hand to libetpan; -1 = rejected, err filled. */
 int	 mime_prefilter(const char *raw, size_t len, const struct mime_limits *,
 	    struct letter_error *err);
 /* 0 and *doc, or -1 and err (code + message, never content). */
 int	 mime_parse_letter(const char *raw, size_t len,
+	    const struct mime_limits *, struct letter_doc **doc,
+	    struct letter_error *err);
+/*
+ * The same without mime_prefilter(): for the sandbox's test-only request
+ * that proves a libetpan crash is contained.  Never call it on its own.
+ */
+int	 mime_parse_letter_unfiltered(const char *raw, size_t len,
 	    const struct mime_limits *, struct letter_doc **doc,
 	    struct letter_error *err);
 

@@ -14,8 +14,19 @@
  * One struct sandbox belongs to one thread (each seal worker owns one).
  *
  * Wire (both directions): u32 big-endian length, then that many bytes.
- * Request: the raw message.  Answer: one status byte ('D' document follows,
- * as letter_doc_serialize() JSON; 'E' error: "code\tmessage").
+ * Request: one op byte (SANDBOX_OP_PARSE), then the raw message.  Answer:
+ * one status byte ('D' document follows, as letter_doc_serialize() JSON;
+ * 'E' error: "code\tmessage"; 'R' alone, once, when a child is ready).
+ *
+ * Limits: RLIMIT_AS = memory_limit (not under ASan, whose shadow memory
+ * needs terabytes of address space), RLIMIT_FSIZE 0, RLIMIT_CORE 0,
+ * RLIMIT_NOFILE 3 (stdin, stdout, stderr: nothing can be opened), and
+ * RLIMIT_CPU = timeout x SANDBOX_MAX_REQUESTS + 10 s.  CPU time is counted
+ * over a process's life, so the per-message bound is the parent's wall-clock
+ * timeout; RLIMIT_CPU is only the backstop should a child outlive it, and a
+ * child is retired after SANDBOX_MAX_REQUESTS messages so honest work never
+ * reaches it (retiring also bounds what one message's leftovers in the
+ * child's heap can meet).
  */
 #ifndef SEALPOST_SANDBOX_H
 #define SEALPOST_SANDBOX_H
@@ -32,7 +43,21 @@ struct sandbox_params {
 	int64_t		 memory_limit;	/* bytes */
 	int64_t		 timeout;	/* seconds per message */
 	size_t		 max_size;	/* largest message accepted */
+	int		 test_ops;	/* tests only: allow SANDBOX_OP_TEST_* */
 };
+
+/* Messages one child parses before it is replaced. */
+#define SANDBOX_MAX_REQUESTS		32
+
+/* Request ops (the first byte of a request). */
+#define SANDBOX_OP_PARSE		'P'
+/*
+ * Test-only ops, refused (the child exits) unless the child was started from
+ * params with test_ops set: parse without mime_prefilter(), to prove that a
+ * libetpan crash is contained; spin on the CPU, to prove the timeout.
+ */
+#define SANDBOX_OP_TEST_UNFILTERED	'U'
+#define SANDBOX_OP_TEST_SPIN		'S'
 
 struct sandbox *sandbox_new(const struct sandbox_params *);
 /*
@@ -42,6 +67,11 @@ struct sandbox *sandbox_new(const struct sandbox_params *);
  */
 int	 sandbox_parse_letter(struct sandbox *, const char *raw, size_t len,
 	    struct letter_doc **doc, struct letter_error *err);
+/* The same with an explicit op: for tests. */
+int	 sandbox_request(struct sandbox *, int op, const char *raw, size_t len,
+	    struct letter_doc **doc, struct letter_error *err);
+/* The running child's process id, or 0: for tests. */
+long	 sandbox_child_pid(const struct sandbox *);
 void	 sandbox_free(struct sandbox **);
 
 /* The child's main loop (sealpostd -P): never returns. */
