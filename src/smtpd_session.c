@@ -146,6 +146,13 @@ struct smtpd_tx {
  */
 #define SMTPD_TX_INFLIGHT_BYTES	(64u * 1024 * 1024)
 
+/*
+ * A client that pipelines commands without reading the replies stops
+ * being read once this much output waits for it (OpenSMTPD pauses the
+ * same way), so replies cannot pile up without bound.
+ */
+#define SMTPD_MAX_PENDING_OUTPUT (64u * 1024)
+
 struct smtpd_session {
 	uint64_t	 id;
 	char		 idstr[17];
@@ -162,6 +169,7 @@ struct smtpd_session {
 	int		 esmtp;			/* EHLO (not HELO) */
 	int		 errors;
 	int		 auth_failures;
+	int		 out_paused;		/* reading paused on output */
 
 	/* the authenticated client */
 	int		 authenticated;
@@ -635,6 +643,12 @@ smtpd_io(struct smtpd_session *s, int ev)
 	case SMTPD_IO_LOWAT:
 		if (s->state == SMTPD_S_QUIT)
 			smtpd_check_flushed(s);
+		else if (s->out_paused) {
+			s->out_paused = 0;
+			if (s->state != SMTPD_S_COMMIT)
+				bufferevent_enable(s->bev, EV_READ);
+			smtpd_process(s);
+		}
 		break;
 	case SMTPD_IO_CONNECTED:
 		if (s->state != SMTPD_S_TLS)
@@ -698,9 +712,18 @@ smtpd_process(struct smtpd_session *s)
 		case SMTPD_S_QUIT:
 			return;
 		}
+		if (evbuffer_get_length(bufferevent_get_output(s->bev)) >
+		    SMTPD_MAX_PENDING_OUTPUT) {
+			/* the client is not reading: wait for it */
+			s->out_paused = 1;
+			bufferevent_disable(s->bev, EV_READ);
+			return;
+		}
 		r = smtpd_getline(s, line, sizeof line);
 		if (r == 0)
 			return;
+		if (r < 0 && s->state == SMTPD_S_AUTH)
+			smtpd_enter_state(s, SMTPD_S_HELO);	/* exchange over */
 		if (r > 0) {
 			if (s->state == SMTPD_S_AUTH)
 				smtpd_auth_response(s, line);

@@ -488,6 +488,32 @@ def test_commands(d, a):
     tap.ok(c.closed(), "... and closes the session")
     c.close()
 
+    # a client pipelining without reading replies is paused, not buffered
+    def rss_kb():
+        with open("/proc/%d/status" % d.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    sock.settimeout(1)
+    rss0 = rss_kb()
+    flood = b"NOOP\r\n" * (1024 * 1024 // 6)
+    sent = 0
+    t0 = time.time()
+    while time.time() - t0 < 8:
+        try:
+            sent += sock.send(flood)
+        except (socket.timeout, TimeoutError):
+            pass
+    grown = rss_kb() - rss0
+    tap.ok(grown < 8 * 1024,
+           "pipelined NOOPs for 8 s, replies unread: the daemon stops "
+           "reading (took %d MB, RSS +%d KB)" % (sent >> 20, grown))
+    sock.close()
+
     # ten errors close the session
     c = Client(port)
     c.ehlo()
