@@ -7,9 +7,12 @@
  * anything over the structural bounds (header size, nesting depth, parts).
  *
  * The letter is: Subject (RFC 2047 decoded to UTF-8), the first text/plain
- * and text/html bodies (transfer-decoded, converted to UTF-8), and every
- * other leaf part, or any part with Content-Disposition: attachment, as an
- * attachment (filename from RFC 2231 / RFC 2047 / name=).
+ * and text/html bodies (transfer-decoded, converted to UTF-8, LF line ends),
+ * and every other leaf part, or any part with Content-Disposition:
+ * attachment, as an attachment (filename from RFC 2231 / RFC 2047 / name=,
+ * else attachment-N.bin); an attached message/rfc822 is one .eml
+ * attachment.  A message with no subject, body or attachment is rejected
+ * ("no_body"); with attachments or a subject but no body, text is "".
  *
  * Not thread-safe (a charset converter cache is process-wide): it runs in
  * the single-threaded parse child.  Error policy: 0 or -1 with a struct

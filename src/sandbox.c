@@ -125,6 +125,8 @@ sandbox_new(const struct sandbox_params *params)
 	sb->program = xstrdup(params->program != NULL ? params->program : "");
 	sb->memory_limit = params->memory_limit;
 	sb->timeout = params->timeout > 0 ? params->timeout : 10;
+	if (sb->timeout > 3600)
+		sb->timeout = 3600;
 	sb->max_size = params->max_size;
 	sb->test_ops = params->test_ops;
 	sb->to_child = sb->from_child = -1;

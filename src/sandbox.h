@@ -63,7 +63,9 @@ struct sandbox *sandbox_new(const struct sandbox_params *);
 /*
  * Parse a message into a letter document.  0: *doc set.  -1: the message was
  * rejected (err filled: 554-worthy).  -2: the child crashed or timed out
- * (err filled; the message is treated as hostile).
+ * (err filled, code "parse_crashed" or "parse_timeout", status 422; the
+ * message is treated as hostile), or no child could be started (code
+ * "sandbox_unavailable", status 503: not the message's fault).
  */
 int	 sandbox_parse_letter(struct sandbox *, const char *raw, size_t len,
 	    struct letter_doc **doc, struct letter_error *err);

@@ -63,6 +63,7 @@ struct corpus_dir;
 static void	 corpus_code(struct corpus_dir *, const char *);
 static void	 test_sandbox(const char *);
 static void	 test_sandbox_limits(const char *);
+static void	 test_sealpostd(void);
 static void	 test_corpus(const char *);
 
 static char	*crash_msg =
@@ -886,6 +887,54 @@ test_sandbox_limits(const char *exe)
 	sandbox_free(&sb);
 }
 
+/* The daemon itself as the child: sealpostd -P runs the same loop. */
+static void
+test_sealpostd(void)
+{
+	struct sandbox_params	 sp;
+	struct sandbox		*sb;
+	struct letter_doc	*doc = NULL;
+	struct letter_error	 err;
+	const char		*bdir = getenv("SEALPOST_BUILDDIR");
+	const char		*msg = "Subject: via sealpostd\r\n\r\nhello\r\n";
+	char			*prog;
+	int			 r;
+
+	if (bdir == NULL || *bdir == '\0') {
+		skip("sealpostd -P: SEALPOST_BUILDDIR not set");
+		return;
+	}
+	xasprintf(&prog, "%s/src/sealpostd", bdir);
+	if (access(prog, X_OK) != 0) {
+		skip("sealpostd -P: %s not built", prog);
+		free(prog);
+		return;
+	}
+	memset(&sp, 0, sizeof(sp));
+	sp.program = prog;
+	sp.memory_limit = 512LL * 1024 * 1024;
+	sp.timeout = 5;
+	sp.max_size = 1024 * 1024;
+	sp.test_ops = 1;
+	sb = sandbox_new(&sp);
+	r = sandbox_parse_letter(sb, msg, strlen(msg), &doc, &err);
+	ok(r == 0 && doc != NULL && strcmp(doc->subject, "via sealpostd") ==
+	    0 && strcmp(doc->text, "hello\n") == 0 &&
+	    proc_has(sandbox_child_pid(sb), "status", "Seccomp:\t2"),
+	    "sealpostd -P: parses under seccomp (%d %s)", r,
+	    r == 0 ? "" : err.code);
+	letter_doc_free(&doc);
+	r = sandbox_request(sb, SANDBOX_OP_TEST_UNFILTERED, crash_msg,
+	    strlen(crash_msg), &doc, &err);
+	ok(r == -2 && strcmp(err.code, "parse_crashed") == 0,
+	    "sealpostd -P: the boundary overflow costs only the child");
+	r = sandbox_parse_letter(sb, msg, strlen(msg), &doc, &err);
+	ok(r == 0 && doc != NULL, "sealpostd -P: and the next parse works");
+	letter_doc_free(&doc);
+	sandbox_free(&sb);
+	free(prog);
+}
+
 /* Outcomes of the corpus walk, per top directory. */
 struct corpus_dir {
 	char		 name[64];
@@ -1078,6 +1127,7 @@ main(int argc, char **argv)
 	}
 	test_sandbox(exe);
 	test_sandbox_limits(exe);
+	test_sealpostd();
 	test_corpus(exe);
 	free(exe);
 	return tap_done();
