@@ -10,6 +10,9 @@
 
 struct daemon;
 struct control;
+struct sockaddr_un;
+
+#define CONTROL_LINE_MAX	1024	/* bytes of a command line */
 
 /* Provided by sealpostd.c: a JSON status object as a string (malloc'd). */
 char	*daemon_status_json(struct daemon *);
@@ -19,8 +22,14 @@ void	 daemon_reload(struct daemon *);
 int	 control_start(struct daemon *, const char *path, struct control **,
 	    char **error_r);
 void	 control_free(struct control **);
-/* Client: send one command, read the whole answer; 0 or -1 with reason. */
+/*
+ * Client (control_client.c): send one command, read the whole answer
+ * (without its final newline); 0, or -1 with a malloc'd reason.
+ */
 int	 control_request(const char *path, const char *cmd, char **reply,
+	    char **error_r);
+/* Fill a sockaddr_un for path; 0, or -1 with a malloc'd reason. */
+int	 control_sockaddr(const char *path, struct sockaddr_un *,
 	    char **error_r);
 
 #endif
