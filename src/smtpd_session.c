@@ -723,7 +723,8 @@ smtpd_process(struct smtpd_session *s)
 		if (r == 0)
 			return;
 		if (r < 0 && s->state == SMTPD_S_AUTH)
-			smtpd_enter_state(s, SMTPD_S_HELO);	/* exchange over */
+			/* the SASL exchange is over */
+			smtpd_enter_state(s, SMTPD_S_HELO);
 		if (r > 0) {
 			if (s->state == SMTPD_S_AUTH)
 				smtpd_auth_response(s, line);
@@ -1011,16 +1012,16 @@ smtpd_auth_plain(struct smtpd_session *s, const char *b64, size_t len)
 	if (smtpd_auth_plain_decode(b64 ? b64 : "", len, authcid,
 	    sizeof authcid, token, sizeof token, &why) != 0) {
 		s->auth_failures++;
-		smtpd_log(s, SL_INFO, "event=auth result=malformed reason=\"%s\"",
-		    why);
+		smtpd_log(s, SL_INFO, "event=auth result=malformed "
+		    "reason=\"%s\"", why);
 		smtpd_reply(s, "501 5.5.2 cannot decode AUTH response");
 		goto out;
 	}
 	hash_sha256(token, strlen(token), hash);
 	r = store_client_by_token(s->d->store, hash, &client, &err);
 	if (r == STORE_ERROR || r == STORE_BUSY) {
-		smtpd_log(s, SL_WARN, "event=auth result=temperror reason=\"%s\"",
-		    err);
+		smtpd_log(s, SL_WARN, "event=auth result=temperror "
+		    "reason=\"%s\"", err);
 		smtpd_reply(s, "454 4.7.0 temporary authentication failure");
 		goto out;
 	}
@@ -1110,8 +1111,8 @@ smtpd_cmd_mail(struct smtpd_session *s, const char *arg)
 		r = store_clinician_get(s->d->store, s->default_author_id, &c,
 		    &err);
 	if (r == STORE_ERROR || r == STORE_BUSY) {
-		smtpd_log(s, SL_WARN, "event=mail result=temperror reason=\"%s\"",
-		    err);
+		smtpd_log(s, SL_WARN, "event=mail result=temperror "
+		    "reason=\"%s\"", err);
 		smtpd_reply(s, "451 4.3.0 temporary lookup failure");
 		goto out;
 	}
@@ -1127,8 +1128,8 @@ smtpd_cmd_mail(struct smtpd_session *s, const char *arg)
 	smtpd_tx_reset(s);
 	s->tx.author_id = c->id;
 	memcpy(s->tx.author_pk, c->pk, STORE_KEY_LEN);
-	smtpd_log(s, SL_DEBUG, "event=mail author=%lld size=%lld", (long long)c->id,
-	    (long long)p.size);
+	smtpd_log(s, SL_DEBUG, "event=mail author=%lld size=%lld",
+	    (long long)c->id, (long long)p.size);
 	smtpd_enter_state(s, SMTPD_S_MAIL);
 	smtpd_reply(s, "250 2.1.0 Ok");
 out:
@@ -1190,8 +1191,8 @@ smtpd_cmd_rcpt(struct smtpd_session *s, const char *arg)
 	}
 	r = store_patient_get(s->d->store, id, &pt, &err);
 	if (r == STORE_ERROR || r == STORE_BUSY) {
-		smtpd_log(s, SL_WARN, "event=rcpt result=temperror reason=\"%s\"",
-		    err);
+		smtpd_log(s, SL_WARN, "event=rcpt result=temperror "
+		    "reason=\"%s\"", err);
 		smtpd_reply(s, "451 4.3.0 temporary lookup failure");
 		goto out;
 	}
@@ -2198,7 +2199,8 @@ smtpd_data_feed(struct smtpd_data *d, const char *buf, size_t len,
 				d->linelen++;
 				i++;
 			} else
-				d->st = DS_TEXT;	/* the dot was stuffing */
+				/* the dot was stuffing */
+				d->st = DS_TEXT;
 			break;
 		case DS_DOTCR:
 			if (c == '\n') {

@@ -188,7 +188,8 @@ tlsserver_last_error(struct bufferevent *bev, char *buf, size_t bufsz)
 	 * beside the OpenSSL error queue: prefer the queue's newest entry.
 	 */
 	while ((e = bufferevent_get_openssl_error(bev)) != 0) {
-		if (last == 0 || (ERR_GET_LIB(last) == 0 && ERR_GET_LIB(e) != 0))
+		if (last == 0 ||
+		    (ERR_GET_LIB(last) == 0 && ERR_GET_LIB(e) != 0))
 			last = e;
 	}
 	if (last == 0)

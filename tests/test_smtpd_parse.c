@@ -799,7 +799,8 @@ test_data_random(void)
 				memcpy(in + len, t, strlen(t));
 				len += strlen(t);
 			} else
-				in[len++] = alpha[rnd(&st) % (sizeof alpha - 1)];
+				in[len++] = alpha[rnd(&st) %
+				    (sizeof alpha - 1)];
 		}
 		data_reference(in, len, &want_used, &want_flags);
 		smtpd_data_init(&d, 1000, 1000, 1000);
