@@ -145,6 +145,7 @@ def main():
                "no subject or letter text in the daemon log")
         tap.ok("Sanitizer" not in log and
                "runtime error:" not in log, "no sanitizer report in the log")
+    run_drain()
     run_restart_stale_socket()
     run_https()
     run_plaintext_refused()
@@ -479,6 +480,22 @@ def run_http(d, p, q):
     else:
         tap.skip("age / age-keygen not installed")
 
+    # the store cannot commit: 503 + Retry-After, nothing stored
+    n = db_count(d)
+    lock = sqlite3.connect(d.config["daemon"]["database"],
+                           isolation_level=None, timeout=10)
+    lock.execute("BEGIN EXCLUSIVE")
+    try:
+        r = curl(base + "/v1/letters", headers=jh, token=tok,
+                 data=letter_body(p), timeout=30)
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    refused("database locked past the busy timeout", r, 503, "unavailable",
+            count_before=n)
+    tap.ok(r.headers.get("retry-after", "").isdigit(),
+           "503 carries Retry-After")
+
     # a revoked client
     con = sqlite3.connect(d.config["daemon"]["database"], timeout=10)
     con.execute("UPDATE clients SET revoked = 1 WHERE id = ("
@@ -546,6 +563,72 @@ def run_control(d):
         a = {}
     tap.ok("error" not in a and len(a) > 0,
            "control: a command ended by EOF, no newline")
+
+
+def read_response(sock):
+    """Read one HTTP response (headers + Content-Length body)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        c = sock.recv(4096)
+        if not c:
+            return data
+        data += c
+    head, _, rest = data.partition(b"\r\n\r\n")
+    m = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+    want = int(m.group(1)) if m else 0
+    while len(rest) < want:
+        c = sock.recv(4096)
+        if not c:
+            break
+        rest += c
+    return head + b"\r\n\r\n" + rest
+
+
+def run_drain():
+    """SIGTERM with a letter waiting on a locked store: the listener
+    closes, a kept-alive connection gets 503 shutting_down, the pending
+    letter is still answered 202 and the daemon exits 0."""
+    with st.Daemon() as d:
+        p = d.setup_practice()
+        d.start()
+        port = d.http_port
+        ka = socket.create_connection(("127.0.0.1", port), timeout=15)
+        ka.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        tap.is_eq(statuses(read_response(ka)), [200],
+                  "drain: a kept-alive connection is served")
+        lock = sqlite3.connect(d.config["daemon"]["database"],
+                               isolation_level=None, timeout=10)
+        lock.execute("BEGIN EXCLUSIVE")
+        dfile = os.path.join(TMP, "drain-body")
+        with open(dfile, "w") as f:
+            f.write(letter_body(p))
+        pending = subprocess.Popen(
+            ["curl", "-sS", "--max-time", "30", "-w", "\n%{http_code}",
+             "-H", "Authorization: Bearer " + p["token"],
+             "-H", "Content-Type: application/json",
+             "--data-binary", "@" + dfile,
+             "http://127.0.0.1:%d/v1/letters" % port],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.5)
+        d.proc.send_signal(15)
+        time.sleep(0.5)
+        ka.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        out = read_response(ka)
+        tap.ok(statuses(out) == [503] and b"shutting_down" in out and
+               re.search(rb"(?i)\r\nconnection: close", out) is not None and
+               re.search(rb"(?i)\r\nretry-after: \d+", out) is not None,
+               "drain: /healthz is 503 shutting_down, Retry-After, "
+               "Connection: close")
+        ka.close()
+        r = curl("http://127.0.0.1:%d/healthz" % port, timeout=5)
+        tap.ok(r.status == 0, "drain: the listener is closed")
+        lock.execute("ROLLBACK")
+        lock.close()
+        out, _ = pending.communicate(timeout=40)
+        tap.ok(out.strip().endswith("202"),
+               "drain: the letter waiting on the store is answered 202")
+        tap.is_eq(d.stop(), 0, "drain: clean exit after the pending letter")
+        tap.is_eq(db_count(d), 1, "drain: the pending letter was stored")
 
 
 def run_restart_stale_socket():
