@@ -434,6 +434,62 @@ def run_http(d, p, q):
     tap.is_eq(statuses(out)[:1], [413],
               "headers in 7-byte pieces: still a JSON 413 before the body")
 
+    # the stream cut at random points: the guard keeps in step
+    import random
+    rng = random.Random(4242)
+    good_req = (b"POST /v1/letters HTTP/1.1\r\nHost: t\r\n" + auth +
+                b"Content-Type: application/json\r\nContent-Length: %d\r\n"
+                b"\r\n" % len(ok_body) + ok_body)
+    over_req = (b"PUT /v1/letters HTTP/1.1\r\nHost: t\r\n"
+                b"Content-Length: %d\r\n\r\n" % (BODY_MAX + 3) +
+                b"q" * (BODY_MAX + 3))
+    get_body = b"GET /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello"
+    head_req = b"HEAD /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
+    last = b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    stream = good_req + over_req + get_body + head_req + over_req + last
+    in_step = 0
+    n = db_count(d)
+    for trial in range(4):
+        s = socket.create_connection(("127.0.0.1", d.http_port), timeout=10)
+        i = 0
+        while i < len(stream):
+            k = rng.choice((1, 2, 3, 50, 700, 5000, 70000))
+            s.sendall(stream[i:i + k])
+            i += k
+            if rng.random() < 0.05:
+                time.sleep(0.01)
+        out = b""
+        try:
+            while True:
+                c = s.recv(65536)
+                if not c:
+                    break
+                out += c
+        except socket.timeout:
+            pass
+        s.close()
+        got = statuses(out)
+        if got == [202, 413, 200, 200, 413, 200]:
+            in_step += 1
+        else:
+            tap.diag("trial %d: %r" % (trial, got))
+    tap.is_eq(in_step, 4, "random cuts: every response in order, 413s JSON")
+    tap.is_eq(db_count(d), n + 4, "random cuts: one letter per good POST")
+
+    # what the guard leaves to libevent: still refused, nothing stored
+    n = db_count(d)
+    r = curl(base + "/v1/letters", headers=jh + ["Transfer-Encoding: chunked"],
+             token=tok, data=b"x" * (BODY_MAX + 100))
+    tap.is_eq(r.status, 413, "chunked oversize body: 413 (libevent's page)")
+    tap.is_eq(db_count(d), n, "chunked oversize body: nothing stored")
+    good("chunked oversize body")
+    r = curl(base + "/healthz", headers=["X-Big: " + "h" * 20000])
+    tap.ok(r.status in (400, 413, 431) or r.rc != 0,
+           "20 KB header section: refused (%d)" % r.status)
+    good("an over-long header section")
+    r = curl(base + "/healthz", headers=["X-Sealpost-Oversize: forged"])
+    tap.is_eq(r.status, 200, "a forged guard header is ignored")
+
     # a client that leaves while its letter is being committed
     n = db_count(d)
     body = letter_body(p, text="left early").encode()
