@@ -172,7 +172,9 @@ control_prepare_path(const char *path, char **error_r)
 	if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
 		*slash = '\0';
 		if (stat(dir, &st) == -1) {
-			if (errno != ENOENT || mkdir(dir, 0750) == -1) {
+			/* chmod: the daemon's umask (077) would narrow it. */
+			if (errno != ENOENT || mkdir(dir, 0750) == -1 ||
+			    chmod(dir, 0750) == -1) {
 				xasprintf(error_r, "control directory %s: %s",
 				    dir, strerror(errno));
 				free(dir);

@@ -146,6 +146,7 @@ def main():
         tap.ok("Sanitizer" not in log and
                "runtime error:" not in log, "no sanitizer report in the log")
     run_drain()
+    run_control_dir()
     run_restart_stale_socket()
     run_https()
     run_plaintext_refused()
@@ -256,6 +257,27 @@ def run_http(d, p, q):
              token=tok2, data=letter_body(q, priority="urgent"))
     tap.ok(r.status == 202 and (r.json() or {}).get("id") != lid,
            "the same key from another client makes its own letter")
+
+    # the same key and body at once from five connections: one letter
+    n = db_count(d)
+    dfile = os.path.join(TMP, "race-body")
+    with open(dfile, "w") as f:
+        f.write(letter_body(p, text="raced"))
+    procs = [subprocess.Popen(
+        ["curl", "-sS", "--max-time", "20", "-H", "Authorization: Bearer " +
+         tok, "-H", "Content-Type: application/json", "-H",
+         "Idempotency-Key: race-1", "--data-binary", "@" + dfile,
+         base + "/v1/letters"], stdout=subprocess.PIPE, text=True)
+        for _ in range(5)]
+    ids = set()
+    for pr in procs:
+        out, _ = pr.communicate(timeout=30)
+        try:
+            ids.add(json.loads(out)["id"])
+        except (ValueError, KeyError):
+            ids.add(None)
+    tap.ok(len(ids) == 1 and None not in ids and db_count(d) == n + 1,
+           "five concurrent repeats of one key: one id, one letter")
 
     # bad requests: nothing stored, the daemon still serves
     n = db_count(d)
@@ -685,6 +707,27 @@ def run_drain():
                "drain: the letter waiting on the store is answered 202")
         tap.is_eq(d.stop(), 0, "drain: clean exit after the pending letter")
         tap.is_eq(db_count(d), 1, "drain: the pending letter was stored")
+
+
+def run_control_dir():
+    """The control socket's directory is made 0750 when missing."""
+    with st.Daemon() as d:
+        sub = os.path.join(d.dir, "run-sealpost")
+        d.config["daemon"]["control_socket"] = os.path.join(sub, "ctl.sock")
+        d.write_config()
+        d.setup_practice()
+        try:
+            d.start()
+            mode = stat.S_IMODE(os.stat(sub).st_mode)
+        except (RuntimeError, OSError) as e:
+            tap.diag(str(e))
+            mode = None
+        tap.is_eq(mode, 0o750, "missing control directory is made 0750")
+        tap.is_eq(d.ctl_run("status").returncode, 0,
+                  "control works in the new directory")
+        d.stop()
+        tap.ok(not os.path.exists(os.path.join(sub, "ctl.sock")),
+               "a clean stop removes the control socket")
 
 
 def run_restart_stale_socket():
