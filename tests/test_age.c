@@ -404,11 +404,15 @@ test_bech32(void)
 	    "bech32: format refuses a short buffer");
 
 	/* Rejections, starting from the valid strings r and s. */
+	/* Upper-case one letter of the data part (random keys may have
+	 * digits at any fixed position). */
 	strlcpy_sp(bad, r, sizeof(bad));
-	bad[10] = (char)(bad[10] >= 'a' && bad[10] <= 'z' ? bad[10] - 32 :
-	    bad[10]);
-	if (strcmp(bad, r) == 0)
-		bad[20] = (char)(bad[20] >= 'a' ? bad[20] - 32 : bad[20]);
+	for (i = 5; bad[i] != '\0'; i++) {
+		if (bad[i] >= 'a' && bad[i] <= 'z') {
+			bad[i] = (char)(bad[i] - 32);
+			break;
+		}
+	}
 	ok(age_recipient_parse(bad, pk2) == -1, "bech32: mixed case rejected");
 	strlcpy_sp(bad, r, sizeof(bad));
 	bad[61] = bad[61] == 'q' ? 'p' : 'q';

@@ -215,6 +215,9 @@ class Daemon:
         """Start sealpostd (stderr to self.logpath) and wait until it logs
         "ready"; raises RuntimeError with the log tail if it exits or
         times out."""
+        # The log is appended across restarts: look for "ready" only in
+        # what this start writes.
+        offset = len(self.log_text())
         log = open(self.logpath, "ab")
         cmd = [prog("sealpostd"), "-f", self.conf]
         if self.debug:
@@ -228,7 +231,7 @@ class Daemon:
             if self.proc.poll() is not None:
                 raise RuntimeError("sealpostd exited with %d:\n%s" % (
                     self.proc.returncode, self.log_tail()))
-            if " ready " in self.log_text():
+            if " ready " in self.log_text()[offset:]:
                 return self
             time.sleep(0.05)
         raise RuntimeError("sealpostd not ready after %ds:\n%s" % (

@@ -131,7 +131,7 @@ with st.Daemon() as d:
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         timeout=60)
     os.unlink(attpath)
-    tap.ok(r.returncode == 0 and "<~  250 " in r.stdout,
+    tap.ok(r.returncode == 0 and "<-  250 " in r.stdout,
            "SMTP letter accepted (250)")
     if r.returncode != 0:
         tap.diag(r.stdout[-2000:])
