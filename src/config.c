@@ -194,8 +194,6 @@ static const struct config_option config_options[] = {
 	    smtp_tls_key, "PEM private key for STARTTLS"),
 	BOOL("smtp", "allow_plaintext", "no", 0, smtp_allow_plaintext,
 	    "allow SMTP without TLS on a non-loopback address"),
-	BOOL("smtp", "require_auth", "yes", 1, smtp_require_auth,
-	    "require AUTH before MAIL FROM"),
 	DUR("smtp", "timeout", "5m", 1, 3600, 1, smtp_timeout,
 	    "idle time allowed per command"),
 	INT("smtp", "max_sessions", "100", 1, 10000, 1, smtp_max_sessions,

@@ -44,7 +44,6 @@ struct config {
 	char		*smtp_tls_cert;
 	char		*smtp_tls_key;
 	int		 smtp_allow_plaintext;	/* plaintext off loopback */
-	int		 smtp_require_auth;	/* AUTH before MAIL */
 	int64_t		 smtp_timeout;		/* seconds idle per command */
 	int64_t		 smtp_max_sessions;
 	int64_t		 smtp_max_recipients;

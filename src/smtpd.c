@@ -117,9 +117,6 @@ smtpd_start(struct daemon *d, struct smtpd **sdp, char **error_r)
 		    cfg->smtp_listen);
 		goto fail;
 	}
-	if (!cfg->smtp_require_auth)
-		log_warnx("smtp: require_auth = no is not supported in this "
-		    "release: every transaction still needs AUTH");
 
 	if (cfg->smtp_hostname != NULL && cfg->smtp_hostname[0] != '\0')
 		sd->hostname = xstrdup(cfg->smtp_hostname);

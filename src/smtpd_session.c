@@ -32,8 +32,8 @@
  *
  * Policy decisions:
  *  - MAIL always needs an authenticated client (AUTH PLAIN, the password is
- *    the client's API token): there is no address allow-list in this
- *    release, so smtp.require_auth = no changes nothing (smtpd.c warns).
+ *    the client's API token): there is no address allow-list, so there is
+ *    no option to turn AUTH off.
  *  - AUTH is offered over TLS, to loopback peers, and off loopback without
  *    TLS only when the listener has no TLS and allow_plaintext is set.
  *  - The author is the practice's clinician whose work address is the MAIL

@@ -149,8 +149,10 @@ test_errors(void)
 		    "seal_workers: option before any [section]" },
 		{ "[http]\nallow_plaintext = maybe\n", 0, 2,
 		    "[http] allow_plaintext: \"maybe\": bad value" },
-		{ "[smtp]\nrequire_auth =\n", 0, 2,
-		    "[smtp] require_auth: \"\": bad value" },
+		{ "[smtp]\nallow_plaintext =\n", 0, 2,
+		    "[smtp] allow_plaintext: \"\": bad value" },
+		{ "[smtp]\nrequire_auth = no\n", 0, 2,
+		    "[smtp] require_auth: unknown option" },
 		{ "[daemon]\nseal_workers = two\n", 0, 2,
 		    "[daemon] seal_workers: \"two\": bad value: expected an "
 		    "integer" },
@@ -367,7 +369,6 @@ test_defaults(void)
 	is_str(cfg->smtp_tls_cert, "", "default smtp.tls_cert");
 	is_str(cfg->smtp_tls_key, "", "default smtp.tls_key");
 	is_int(cfg->smtp_allow_plaintext, 0, "default smtp.allow_plaintext");
-	is_int(cfg->smtp_require_auth, 1, "default smtp.require_auth");
 	is_int(cfg->smtp_timeout, 300, "default smtp.timeout");
 	is_int(cfg->smtp_max_sessions, 100, "default smtp.max_sessions");
 	is_int(cfg->smtp_max_recipients, 100, "default smtp.max_recipients");
@@ -440,7 +441,6 @@ test_good(void)
 	    "tls_cert =\n"
 	    "tls_key =\n"
 	    "allow_plaintext = TRUE\n"
-	    "require_auth = no\n"
 	    "timeout = 1h\n"
 	    "max_sessions = 10\n"
 	    "max_recipients = 1000\n"
@@ -479,7 +479,6 @@ test_good(void)
 	is_str(c->smtp_hostname, "sealpost.riverside.example", "hostname");
 	is_str(c->smtp_tls_cert, "", "smtp tls_cert empty");
 	is_int(c->smtp_allow_plaintext, 1, "smtp allow_plaintext TRUE");
-	is_int(c->smtp_require_auth, 0, "smtp require_auth no");
 	is_int(c->smtp_timeout, 3600, "smtp timeout 1h");
 	is_int(c->smtp_max_sessions, 10, "max_sessions");
 	is_int(c->smtp_max_recipients, 1000, "max_recipients at bound");
@@ -539,10 +538,10 @@ test_values(void)
 		B("http", "allow_plaintext", "true", 1, http_allow_plaintext),
 		B("http", "allow_plaintext", "On", 1, http_allow_plaintext),
 		B("http", "allow_plaintext", "1", 1, http_allow_plaintext),
-		B("smtp", "require_auth", "NO", 0, smtp_require_auth),
-		B("smtp", "require_auth", "false", 0, smtp_require_auth),
-		B("smtp", "require_auth", "off", 0, smtp_require_auth),
-		B("smtp", "require_auth", "0", 0, smtp_require_auth),
+		B("smtp", "allow_plaintext", "NO", 0, smtp_allow_plaintext),
+		B("smtp", "allow_plaintext", "false", 0, smtp_allow_plaintext),
+		B("smtp", "allow_plaintext", "off", 0, smtp_allow_plaintext),
+		B("smtp", "allow_plaintext", "0", 0, smtp_allow_plaintext),
 #undef V
 #undef B
 	};
@@ -750,7 +749,7 @@ test_reload(void)
 
 	ok(load_text("[daemon]\ndatabase = /srv/other.db\nseal_workers = 3\n"
 	    "parse_timeout = 20s\n[smtp]\nlisten = 127.0.0.1:2525\n"
-	    "timeout = 10m\nrequire_auth = no\nmax_line_length = 2000\n"
+	    "timeout = 10m\nmax_line_length = 2000\n"
 	    "[limits]\nmax_letter_size = 5M\n", 0, &next, &err) == 0,
 	    "next config loads: %s", err ? err : "ok");
 	free(err);
@@ -764,7 +763,6 @@ test_reload(void)
 	    "max_line_length need a restart");
 	is_int(cur->parse_timeout, 20, "parse_timeout applied live");
 	is_int(cur->smtp_timeout, 600, "smtp.timeout applied live");
-	is_int(cur->smtp_require_auth, 0, "require_auth applied live");
 	is_int(cur->max_letter_size, 5LL << 20, "max_letter_size applied");
 	is_str(cur->database, "/var/lib/sealpost/sealpost.db",
 	    "database kept");
@@ -785,7 +783,7 @@ test_table(void)
 	size_t	 i, j, n = config_option_count();
 	int	 dup = 0, badtype = 0, livestr = 0;
 
-	ok(n == 29, "29 options in the table (got %zu)", n);
+	ok(n == 28, "28 options in the table (got %zu)", n);
 	ok(config_option_at(n) == NULL, "config_option_at past the end");
 	for (i = 0; i < n; i++) {
 		const struct config_option_info *a = config_option_at(i);
