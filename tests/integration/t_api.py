@@ -705,6 +705,12 @@ def run_drain():
         out, _ = pending.communicate(timeout=40)
         tap.ok(out.strip().endswith("202"),
                "drain: the letter waiting on the store is answered 202")
+        # It exits by itself once nothing is in flight (a second SIGTERM
+        # from stop() would be a forced stop).
+        try:
+            d.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            pass
         tap.is_eq(d.stop(), 0, "drain: clean exit after the pending letter")
         tap.is_eq(db_count(d), 1, "drain: the pending letter was stored")
 
