@@ -42,7 +42,9 @@
  * Text conversion: a declared charset iconv knows is converted (invalid
  * bytes become U+FFFD); us-ascii, unknown and undeclared charsets are taken
  * as UTF-8 when the bytes are valid UTF-8, else as windows-1252; ISO-8859-1
- * is read as windows-1252 (what senders mean).  NUL becomes U+FFFD.
+ * is read as windows-1252 (what senders mean).  NUL becomes U+FFFD.  In the
+ * sandbox a charset outside the preloaded set (conv_preload) cannot be
+ * loaded and is treated as unknown.
  *
  * Error policy: 0, or -1 with a struct letter_error (stable code, message
  * without content).  Not thread-safe: it runs in the one-threaded parse
