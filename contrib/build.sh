@@ -14,7 +14,9 @@ cd "$builddir"
 if [ ! -f Makefile ] || [ "$top/configure" -nt config.status ]; then
 	"$top/configure" -q "$@"
 fi
-if ! make -j"$(nproc)" all check-programs >build.log 2>&1; then
+# Two goals in one -j make race (automake's all recurses): one at a time.
+if ! { make -j"$(nproc)" all && make -j"$(nproc)" check-programs; } \
+    >build.log 2>&1; then
 	grep -E 'error|Error' build.log | head -40 >&2
 	echo "build failed: see $builddir/build.log" >&2
 	exit 1

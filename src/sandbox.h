@@ -47,7 +47,7 @@ struct sandbox_params {
 };
 
 /* Messages one child parses before it is replaced. */
-#define SANDBOX_MAX_REQUESTS		32
+#define SANDBOX_MAX_REQUESTS		1000
 
 /* Request ops (the first byte of a request). */
 #define SANDBOX_OP_PARSE		'P'
