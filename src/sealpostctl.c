@@ -624,7 +624,7 @@ cmd_letter_show(struct ctl *c, int argc, char **argv)
 {
 	struct store_letter	*l = NULL;
 	const char		*error = NULL;
-	char			 t1[32], t2[32], t3[32], hex[65];
+	char			 t1[32], t2[32], t3[32], hex[65], object[64];
 	int64_t			 id;
 	size_t			 i;
 	int			 r;
@@ -633,10 +633,18 @@ cmd_letter_show(struct ctl *c, int argc, char **argv)
 		return 2;
 	if (ctl_open_store(c) != 0)
 		return 1;
+	snprintf(object, sizeof(object), "letter:%lld", (long long)id);
 	if ((r = store_letter_get(c->store, id, &l, &error)) != STORE_OK) {
 		fprintf(stderr, "sealpostctl: letter %lld: %s\n",
 		    (long long)id, r == STORE_NOTFOUND ? "no such letter" :
 		    error);
+		if (r == STORE_NOTFOUND)
+			ctl_audit(c, "letter.view", object, "not found");
+		return 1;
+	}
+	/* Viewing is an action on a patient's record: audited (T21). */
+	if (ctl_audit(c, "letter.view", object, "ok") != 0) {
+		store_letter_free(&l);
 		return 1;
 	}
 	hash_hex(l->sealed_sha256, 32, hex);
