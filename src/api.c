@@ -31,11 +31,13 @@
  *     -> parse (letter.c) -> patient, author, practice -> submit_enqueue
  *     ... done(): OK/DUPLICATE 202, CONFLICT 409, EINPUT 4xx, 503
  *
- * While its job is pending a request sits on api->pending (api_inflight()
- * counts them).  If the connection closes first, the connection's close
- * callback drops the evhttp request and done() only logs: the letter is
- * committed anyway and the client's retry with the same Idempotency-Key
- * gets the original answer.
+ * While its job is pending a request sits on api->pending.  If the
+ * connection closes first, the connection's close callback drops the
+ * evhttp request and done() only logs: the letter is committed anyway and
+ * the client's retry with the same Idempotency-Key gets the original
+ * answer.  api_inflight() counts pending requests and answers not yet
+ * handed to the kernel (until evhttp's on-complete or close callback), so
+ * a draining daemon does not exit with a 202 still in a buffer.
  *
  * Body-size guard.  libevent 2.1 reads a whole body before calling us and
  * answers a body over evhttp_set_max_body_size() with its own HTML page;
@@ -157,6 +159,7 @@ struct api_req {
 	char			 path[96];	/* escaped, for the log */
 	uint64_t		 t0;
 	struct submit_job	*job;		/* while pending */
+	int			 writing;	/* answer sent, not yet flushed */
 	TAILQ_ENTRY(api_req)	 entry;		/* api->pending */
 };
 
@@ -172,7 +175,7 @@ struct api {
 	struct letter_limits	 doc_lim;	/* the decoded letter */
 	char			 marker[API_MARKER_HEX + 1];
 	uint64_t		 next_id;
-	int			 inflight;
+	int			 inflight;	/* pending + answers being written */
 	TAILQ_HEAD(, api_req)	 pending;
 	struct api_conn		**conns;	/* guards by fd */
 	size_t			 nconns;
@@ -215,6 +218,7 @@ static int	 api_key_unset(const unsigned char *);
 static void	 api_letter_done(struct submit_job *, void *);
 static void	 api_discard_done(struct submit_job *, void *);
 static void	 api_conn_closed(struct evhttp_connection *, void *);
+static void	 api_sent(struct evhttp_request *, void *);
 
 static void	 api_accepted(struct api_req *, int64_t);
 static void	 api_error(struct api_req *, int, const char *, const char *,
@@ -222,6 +226,7 @@ static void	 api_error(struct api_req *, int, const char *, const char *,
 static void	 api_store_error(struct api_req *, const char *, int,
 		    const char *);
 static void	 api_reply(struct api_req *, int, json_t *);
+static void	 api_log(struct api_req *, int);
 static void	 api_header(struct api_req *, const char *, const char *);
 static int	 api_header_count(struct evhttp_request *, const char *);
 static json_t	*api_jstr(const char *);
@@ -358,7 +363,7 @@ api_stop_accepting(struct api *api)
 	log_info("http: stopped accepting on %s", api->addr);
 }
 
-/* Requests waiting on the submission pipeline. */
+/* Requests waiting on the pipeline or on their answer being written. */
 int
 api_inflight(struct api *api)
 {
@@ -1179,12 +1184,21 @@ api_discard_done(struct submit_job *job, void *arg)
 	submit_job_free(&job);
 }
 
-/* A connection closed while its request waited on the pipeline. */
+/*
+ * A connection closed while its request waited on the pipeline, or
+ * before its answer was written.
+ */
 static void
 api_conn_closed(struct evhttp_connection *evcon, void *arg)
 {
 	struct api_req	*ar = arg;
 
+	if (ar->writing) {
+		/* evhttp frees the request with the connection. */
+		ar->api->inflight--;
+		free(ar);
+		return;
+	}
 	if (ar->req == NULL)
 		return;
 	/*
@@ -1367,16 +1381,22 @@ api_store_error(struct api_req *ar, const char *what, int rc,
 	    "the store is unavailable; retry later");
 }
 
-/* Send a JSON answer (body is consumed), log the request, free ar. */
+/*
+ * Send a JSON answer (body is consumed) and log the request.  ar lives on
+ * until the answer is flushed (api_sent) or the connection dies
+ * (api_conn_closed); either may run inside evhttp_send_reply().
+ */
 static void
 api_reply(struct api_req *ar, int status, json_t *body)
 {
-	struct evbuffer	*buf;
-	char		*s, idbuf[24];
+	struct evhttp_request	*req = ar->req;
+	struct evhttp_connection *evcon;
+	struct evbuffer		*buf = NULL;
+	char			*s = NULL, idbuf[24];
 
 	if (body == NULL)
 		log_fatalx("http: cannot build a JSON answer");
-	if (ar->req != NULL) {
+	if (req != NULL) {
 		snprintf(idbuf, sizeof idbuf, "%llu",
 		    (unsigned long long)ar->id);
 		api_header(ar, "Content-Type", "application/json");
@@ -1389,11 +1409,44 @@ api_reply(struct api_req *ar, int status, json_t *body)
 			log_fatalx("http: out of memory for an answer");
 		evbuffer_add(buf, s, strlen(s));
 		evbuffer_add(buf, "\n", 1);
-		evhttp_send_reply(ar->req, status, api_reason(status), buf);
-		evbuffer_free(buf);
-		free(s);
 	}
 	json_decref(body);
+	api_log(ar, status);
+	if (req == NULL) {
+		free(ar);
+		return;
+	}
+	if ((evcon = evhttp_request_get_connection(req)) != NULL) {
+		ar->writing = 1;
+		ar->api->inflight++;
+		evhttp_request_set_on_complete_cb(req, api_sent, ar);
+		evhttp_connection_set_closecb(evcon, api_conn_closed, ar);
+	} else
+		free(ar);	/* evhttp frees a detached request at once */
+	/* ar may be gone from here on. */
+	evhttp_send_reply(req, status, api_reason(status), buf);
+	evbuffer_free(buf);
+	free(s);
+}
+
+/* evhttp handed the whole answer to the kernel. */
+static void
+api_sent(struct evhttp_request *req, void *arg)
+{
+	struct api_req		*ar = arg;
+	struct evhttp_connection *evcon;
+
+	/* With "Connection: close" evhttp frees the connection next. */
+	if ((evcon = evhttp_request_get_connection(req)) != NULL)
+		evhttp_connection_set_closecb(evcon, NULL, NULL);
+	ar->api->inflight--;
+	free(ar);
+}
+
+/* The request's log line. */
+static void
+api_log(struct api_req *ar, int status)
+{
 	if (ar->client_id != 0)
 		log_info("http req=%llu client=%lld method=%s path=%s "
 		    "status=%d ms=%llu%s", (unsigned long long)ar->id,
@@ -1405,7 +1458,6 @@ api_reply(struct api_req *ar, int status, json_t *body)
 		    "status=%d ms=%llu", (unsigned long long)ar->id,
 		    ar->method, ar->path, status,
 		    (unsigned long long)(util_now_ms() - ar->t0));
-	free(ar);
 }
 
 /* Add an answer header, unless the client is gone. */

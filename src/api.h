@@ -18,7 +18,8 @@ struct api;
 int	 api_start(struct daemon *, struct api **, char **error_r);
 /* Close the listener; in-flight requests still complete. */
 void	 api_stop_accepting(struct api *);
-/* Requests waiting on the pipeline. */
+/* Requests not finished: waiting on the pipeline, or their answer not
+ * yet written out (a draining daemon waits for these). */
 int	 api_inflight(struct api *);
 void	 api_free(struct api **);
 
