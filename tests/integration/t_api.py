@@ -643,6 +643,16 @@ def run_control(d):
            "control: a command ended by EOF, no newline")
 
 
+def wait_log(d, text, count, timeout=15):
+    """Wait until the daemon's log holds `text' at least `count' times."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if d.log_text().count(text) >= count:
+            return True
+        time.sleep(0.02)
+    return False
+
+
 def read_response(sock):
     """Read one HTTP response (headers + Content-Length body)."""
     data = b""
@@ -687,9 +697,9 @@ def run_drain():
              "--data-binary", "@" + dfile,
              "http://127.0.0.1:%d/v1/letters" % port],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(0.5)
+        wait_log(d, " queued", 1)
         d.proc.send_signal(15)
-        time.sleep(0.5)
+        wait_log(d, "draining", 1)
         ka.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
         out = read_response(ka)
         tap.ok(statuses(out) == [503] and b"shutting_down" in out and
