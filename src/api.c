@@ -58,10 +58,10 @@
  * A guard lives until its fd is reused by a later connection (the old one
  * is certainly closed by then) or until api_free().
  *
- * Not enforced here: [http] max_connections.  libevent 2.1 has neither
+ * There is no connection cap: libevent 2.1 has neither
  * evhttp_set_max_connections() nor a close hook for connections that never
- * complete a request; the backlog, the idle timeout and RLIMIT_NOFILE
- * bound them.
+ * complete a request; the backlog, the idle timeout ([http] timeout) and
+ * RLIMIT_NOFILE (LimitNOFILE=1024 in the unit) bound them.
  *
  * Public: api_start, api_stop_accepting, api_inflight, api_free.
  * Error policy: api_start returns 0 or -1 with a malloc'd reason; every

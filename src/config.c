@@ -180,8 +180,6 @@ static const struct config_option config_options[] = {
 	    "allow plain HTTP on a non-loopback address"),
 	DUR("http", "timeout", "30s", 1, 3600, 1, http_timeout,
 	    "idle time before an HTTP connection is closed"),
-	INT("http", "max_connections", "256", 1, 65536, 1,
-	    http_max_connections, "most concurrent HTTP connections"),
 
 	/* [smtp] */
 	STR("smtp", "listen", "127.0.0.1:8587", 0, config_check_listen,

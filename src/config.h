@@ -36,7 +36,6 @@ struct config {
 	char		*http_tls_key;
 	int		 http_allow_plaintext;	/* plaintext off loopback */
 	int64_t		 http_timeout;		/* seconds */
-	int64_t		 http_max_connections;
 
 	/* [smtp] */
 	char		*smtp_listen;		/* "host:port", "" = off */

@@ -363,7 +363,6 @@ test_defaults(void)
 	is_str(cfg->http_tls_key, "", "default http.tls_key");
 	is_int(cfg->http_allow_plaintext, 0, "default http.allow_plaintext");
 	is_int(cfg->http_timeout, 30, "default http.timeout");
-	is_int(cfg->http_max_connections, 256, "default http.max_connections");
 	is_str(cfg->smtp_listen, "127.0.0.1:8587", "default smtp.listen");
 	is_str(cfg->smtp_hostname, "localhost", "default smtp.hostname");
 	is_str(cfg->smtp_tls_cert, "", "default smtp.tls_cert");
@@ -434,7 +433,6 @@ test_good(void)
 	    "tls_key = /etc/tls/key.pem\n"
 	    "allow_plaintext = off\n"
 	    "timeout = 2m\n"
-	    "max_connections = 1000\n"
 	    "[smtp]\n"
 	    "listen = [::1]:2525\n"
 	    "hostname = sealpost.riverside.example\n"
@@ -474,7 +472,6 @@ test_good(void)
 	is_str(c->http_tls_key, "/etc/tls/key.pem", "http tls_key");
 	is_int(c->http_allow_plaintext, 0, "http allow_plaintext off");
 	is_int(c->http_timeout, 120, "http timeout 2m");
-	is_int(c->http_max_connections, 1000, "http max_connections");
 	is_str(c->smtp_listen, "[::1]:2525", "smtp listen");
 	is_str(c->smtp_hostname, "sealpost.riverside.example", "hostname");
 	is_str(c->smtp_tls_cert, "", "smtp tls_cert empty");
@@ -783,7 +780,7 @@ test_table(void)
 	size_t	 i, j, n = config_option_count();
 	int	 dup = 0, badtype = 0, livestr = 0;
 
-	ok(n == 28, "28 options in the table (got %zu)", n);
+	ok(n == 27, "27 options in the table (got %zu)", n);
 	ok(config_option_at(n) == NULL, "config_option_at past the end");
 	for (i = 0; i < n; i++) {
 		const struct config_option_info *a = config_option_at(i);
