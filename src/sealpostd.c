@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +68,8 @@ static void		 on_watchdog(evutil_socket_t, short, void *);
 static void		 drain_start(void);
 static void		 drain_check(evutil_socket_t, short, void *);
 static enum log_target	 log_target_for(const char *);
+static void		*ev_realloc(void *, size_t);
+static void		 ev_free(void *);
 
 static void
 usage(void)
@@ -102,6 +105,39 @@ log_target_for(const char *opt)
 		return LOG_TO_STDERR;
 	return getenv("JOURNAL_STREAM") != NULL ? LOG_TO_JOURNAL :
 	    LOG_TO_STDERR;
+}
+
+/*
+ * libevent's allocator: buffers hold requests and mail in clear, so every
+ * block is wiped before it is freed (and before realloc lets go of it).
+ */
+static void
+ev_free(void *p)
+{
+	if (p == NULL)
+		return;
+	explicit_bzero(p, malloc_usable_size(p));
+	free(p);
+}
+
+static void *
+ev_realloc(void *p, size_t n)
+{
+	size_t	 old;
+	void	*q;
+
+	if (p == NULL)
+		return malloc(n);
+	if (n == 0) {
+		ev_free(p);
+		return NULL;
+	}
+	old = malloc_usable_size(p);
+	if ((q = malloc(n)) == NULL)
+		return NULL;
+	memcpy(q, p, old < n ? old : n);
+	ev_free(p);
+	return q;
 }
 
 /* The status object for the control socket. */
@@ -309,6 +345,7 @@ main(int argc, char *argv[])
 		return CONFIG_EX_CONFIG;
 	}
 
+	event_set_mem_functions(malloc, ev_realloc, ev_free);
 	if (evthread_use_pthreads() != 0)
 		log_fatalx("libevent: no pthreads support");
 	if ((d.base = event_base_new()) == NULL)
