@@ -264,28 +264,10 @@ api_start(struct daemon *d, struct api **apip, char **error_r)
 	TAILQ_INIT(&api->pending);
 	TAILQ_INIT(&api->unbound);
 
-	if ((cfg->http_tls_cert != NULL && cfg->http_tls_cert[0] != '\0') ||
-	    (cfg->http_tls_key != NULL && cfg->http_tls_key[0] != '\0')) {
-		if (cfg->http_tls_cert == NULL || cfg->http_tls_cert[0] ==
-		    '\0' || cfg->http_tls_key == NULL ||
-		    cfg->http_tls_key[0] == '\0') {
-			xasprintf(error_r, "http: tls_cert and tls_key must "
-			    "be set together");
-			goto fail;
-		}
-		if (tlsserver_new(cfg->http_tls_cert, cfg->http_tls_key,
-		    &api->tls, error_r) != 0)
-			goto fail;
-	}
-	if (!loopback && api->tls == NULL && !cfg->http_allow_plaintext) {
-		xasprintf(error_r, "http listen %s is not a loopback address: "
-		    "set tls_cert and tls_key, or allow_plaintext = yes",
-		    cfg->http_listen);
+	if (tlsserver_for_listener("http", cfg->http_listen, loopback,
+	    cfg->http_tls_cert, cfg->http_tls_key, cfg->http_allow_plaintext,
+	    &api->tls, error_r) != 0)
 		goto fail;
-	}
-	if (!loopback && api->tls == NULL)
-		log_warnx("http: plaintext on non-loopback %s "
-		    "(allow_plaintext = yes)", cfg->http_listen);
 
 	/* base64 grows attachments by 4/3; the JSON around them is small. */
 	api->body_max = (size_t)cfg->max_letter_size / 3 * 4 + 4 +

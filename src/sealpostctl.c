@@ -97,6 +97,9 @@ static int	ctl_open_keyring(struct ctl *);
 static int	ctl_audit(struct ctl *, const char *, const char *,
 		    const char *);
 static int	ctl_make_identity(struct ctl *, const char *, int64_t);
+static int	ctl_add_begin(struct ctl *, int64_t);
+static int	ctl_add_party_end(struct ctl *, const char *, int, int64_t,
+		    const char *);
 static int	ctl_tx_end(struct ctl *, int, const char *);
 static int	opt_i64(const char *, const char *, int64_t *);
 static const char *ctl_time(int64_t, char *, size_t);
@@ -419,16 +422,68 @@ ctl_tx_end(struct ctl *c, int ok, const char *what)
 	return 0;
 }
 
+/*
+ * Open what an "add" needs: the store, the master key, and (when
+ * practice != 0) check the practice exists; then BEGIN.  0 or -1 (said).
+ */
+static int
+ctl_add_begin(struct ctl *c, int64_t practice)
+{
+	struct store_practice	*p = NULL;
+	const char		*error = NULL;
+
+	if (ctl_open_store(c) != 0 || ctl_open_keyring(c) != 0)
+		return -1;
+	if (practice != 0) {
+		if (store_practice_get(c->store, practice, &p, &error) !=
+		    STORE_OK) {
+			fprintf(stderr, "sealpostctl: no practice %lld\n",
+			    (long long)practice);
+			return -1;
+		}
+		store_practice_free(&p);
+	}
+	if (store_begin(c->store, &error) != STORE_OK) {
+		fprintf(stderr, "sealpostctl: %s\n", error);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Finish an "add" of a party whose row was just inserted (added = the
+ * store's answer): give it an identity, audit "<kind>.add", commit, and
+ * print the id.  Returns the exit status.
+ */
+static int
+ctl_add_party_end(struct ctl *c, const char *kind, int added, int64_t id,
+    const char *error)
+{
+	char	 object[64], action[32];
+	int	 ok = added == STORE_OK;
+
+	if (!ok)
+		fprintf(stderr, "sealpostctl: %s add: %s\n", kind, error);
+	ok = ok && ctl_make_identity(c, kind, id) == 0;
+	snprintf(object, sizeof(object), "%s:%lld", kind, (long long)id);
+	snprintf(action, sizeof(action), "%s.add", kind);
+	ok = ok && ctl_audit(c, action, object, "ok") == 0;
+	if (ctl_tx_end(c, ok, action) != 0)
+		return 1;
+	printf("%lld\n", (long long)id);
+	return 0;
+}
+
 /* practice add */
 static int
 cmd_practice_add(struct ctl *c, int argc, char **argv)
 {
 	struct add_args	 a;
-	char		 domain[256], object[64];
+	char		 domain[256];
 	const char	*error = NULL;
 	int64_t		 id = 0;
 	size_t		 i;
-	int		 ok;
+	int		 r;
 
 	if (parse_add(argc, argv, BIT(O_NAME) | BIT(O_DOMAIN), &a) != 0 ||
 	    a.name == NULL || a.domain == NULL)
@@ -441,23 +496,10 @@ cmd_practice_add(struct ctl *c, int argc, char **argv)
 		domain[i] = (char)(a.domain[i] >= 'A' && a.domain[i] <= 'Z' ?
 		    a.domain[i] + 32 : a.domain[i]);
 	domain[i] = '\0';
-	if (ctl_open_store(c) != 0 || ctl_open_keyring(c) != 0)
+	if (ctl_add_begin(c, 0) != 0)
 		return 1;
-	if (store_begin(c->store, &error) != STORE_OK) {
-		fprintf(stderr, "sealpostctl: %s\n", error);
-		return 1;
-	}
-	ok = store_practice_add(c->store, a.name, domain, &id, &error) ==
-	    STORE_OK;
-	if (!ok)
-		fprintf(stderr, "sealpostctl: practice add: %s\n", error);
-	ok = ok && ctl_make_identity(c, "practice", id) == 0;
-	snprintf(object, sizeof(object), "practice:%lld", (long long)id);
-	ok = ok && ctl_audit(c, "practice.add", object, "ok") == 0;
-	if (ctl_tx_end(c, ok, "practice add") != 0)
-		return 1;
-	printf("%lld\n", (long long)id);
-	return 0;
+	r = store_practice_add(c->store, a.name, domain, &id, &error);
+	return ctl_add_party_end(c, "practice", r, id, error);
 }
 
 /* clinician add */
@@ -465,11 +507,9 @@ static int
 cmd_clinician_add(struct ctl *c, int argc, char **argv)
 {
 	struct add_args		 a;
-	struct store_practice	*p = NULL;
-	char			 object[64];
 	const char		*error = NULL;
 	int64_t			 id = 0;
-	int			 ok;
+	int			 r;
 
 	if (parse_add(argc, argv, BIT(O_NAME) | BIT(O_PRACTICE) |
 	    BIT(O_EMAIL) | BIT(O_ROLE), &a) != 0 || a.name == NULL ||
@@ -479,30 +519,11 @@ cmd_clinician_add(struct ctl *c, int argc, char **argv)
 		fprintf(stderr, "sealpostctl: --email: not a mail address\n");
 		return 1;
 	}
-	if (ctl_open_store(c) != 0 || ctl_open_keyring(c) != 0)
+	if (ctl_add_begin(c, a.practice) != 0)
 		return 1;
-	if (store_practice_get(c->store, a.practice, &p, &error) !=
-	    STORE_OK) {
-		fprintf(stderr, "sealpostctl: no practice %lld\n",
-		    (long long)a.practice);
-		return 1;
-	}
-	store_practice_free(&p);
-	if (store_begin(c->store, &error) != STORE_OK) {
-		fprintf(stderr, "sealpostctl: %s\n", error);
-		return 1;
-	}
-	ok = store_clinician_add(c->store, a.practice, a.name, a.email,
-	    a.role != NULL ? a.role : "clinician", &id, &error) == STORE_OK;
-	if (!ok)
-		fprintf(stderr, "sealpostctl: clinician add: %s\n", error);
-	ok = ok && ctl_make_identity(c, "clinician", id) == 0;
-	snprintf(object, sizeof(object), "clinician:%lld", (long long)id);
-	ok = ok && ctl_audit(c, "clinician.add", object, "ok") == 0;
-	if (ctl_tx_end(c, ok, "clinician add") != 0)
-		return 1;
-	printf("%lld\n", (long long)id);
-	return 0;
+	r = store_clinician_add(c->store, a.practice, a.name, a.email,
+	    a.role != NULL ? a.role : "clinician", &id, &error);
+	return ctl_add_party_end(c, "clinician", r, id, error);
 }
 
 /* patient add */
@@ -510,12 +531,10 @@ static int
 cmd_patient_add(struct ctl *c, int argc, char **argv)
 {
 	struct add_args		 a;
-	struct store_practice	*p = NULL;
 	unsigned char		 pk[32];
-	char			 object[64];
 	const char		*error = NULL;
 	int64_t			 id = 0;
-	int			 ok;
+	int			 r;
 
 	if (parse_add(argc, argv, BIT(O_NAME) | BIT(O_PRACTICE) |
 	    BIT(O_EMAIL) | BIT(O_VERIFIED) | BIT(O_CONSENT) | BIT(O_AGE),
@@ -530,30 +549,11 @@ cmd_patient_add(struct ctl *c, int argc, char **argv)
 		    "X25519 recipient (age1...)\n");
 		return 1;
 	}
-	if (ctl_open_store(c) != 0 || ctl_open_keyring(c) != 0)
+	if (ctl_add_begin(c, a.practice) != 0)
 		return 1;
-	if (store_practice_get(c->store, a.practice, &p, &error) !=
-	    STORE_OK) {
-		fprintf(stderr, "sealpostctl: no practice %lld\n",
-		    (long long)a.practice);
-		return 1;
-	}
-	store_practice_free(&p);
-	if (store_begin(c->store, &error) != STORE_OK) {
-		fprintf(stderr, "sealpostctl: %s\n", error);
-		return 1;
-	}
-	ok = store_patient_add(c->store, a.practice, a.name, a.email,
-	    a.verified, a.consent, a.age, &id, &error) == STORE_OK;
-	if (!ok)
-		fprintf(stderr, "sealpostctl: patient add: %s\n", error);
-	ok = ok && ctl_make_identity(c, "patient", id) == 0;
-	snprintf(object, sizeof(object), "patient:%lld", (long long)id);
-	ok = ok && ctl_audit(c, "patient.add", object, "ok") == 0;
-	if (ctl_tx_end(c, ok, "patient add") != 0)
-		return 1;
-	printf("%lld\n", (long long)id);
-	return 0;
+	r = store_patient_add(c->store, a.practice, a.name, a.email,
+	    a.verified, a.consent, a.age, &id, &error);
+	return ctl_add_party_end(c, "patient", r, id, error);
 }
 
 /* client add: the token is printed once and only its hash is stored. */

@@ -98,25 +98,10 @@ smtpd_start(struct daemon *d, struct smtpd **sdp, char **error_r)
 	TAILQ_INIT(&sd->conns);
 	sd->addr = xstrdup(cfg->smtp_listen);
 
-	if ((cfg->smtp_tls_cert != NULL && cfg->smtp_tls_cert[0] != '\0') ||
-	    (cfg->smtp_tls_key != NULL && cfg->smtp_tls_key[0] != '\0')) {
-		if (cfg->smtp_tls_cert == NULL || cfg->smtp_tls_cert[0] ==
-		    '\0' || cfg->smtp_tls_key == NULL ||
-		    cfg->smtp_tls_key[0] == '\0') {
-			xasprintf(error_r, "smtp: tls_cert and tls_key must "
-			    "be set together");
-			goto fail;
-		}
-		if (tlsserver_new(cfg->smtp_tls_cert, cfg->smtp_tls_key,
-		    &sd->tls, error_r) != 0)
-			goto fail;
-	}
-	if (!loopback && sd->tls == NULL && !cfg->smtp_allow_plaintext) {
-		xasprintf(error_r, "smtp listen %s is not a loopback address: "
-		    "set tls_cert and tls_key, or allow_plaintext = yes",
-		    cfg->smtp_listen);
+	if (tlsserver_for_listener("smtp", cfg->smtp_listen, loopback,
+	    cfg->smtp_tls_cert, cfg->smtp_tls_key, cfg->smtp_allow_plaintext,
+	    &sd->tls, error_r) != 0)
 		goto fail;
-	}
 
 	if (cfg->smtp_hostname != NULL && cfg->smtp_hostname[0] != '\0')
 		sd->hostname = xstrdup(cfg->smtp_hostname);

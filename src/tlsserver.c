@@ -8,7 +8,8 @@
  * renegotiation, the server's cipher preference.  The certificate file may
  * hold a chain (leaf first).
  *
- * Public: tlsserver_new, tlsserver_free, tlsserver_accept,
+ * Public: tlsserver_new, tlsserver_for_listener, tlsserver_free,
+ * tlsserver_accept,
  * tlsserver_starttls, tlsserver_version, tlsserver_last_error.
  * Error policy: tlsserver_new returns 0 or -1 with a malloc'd reason that
  * names the file and OpenSSL's reason; the bufferevent constructors return
@@ -27,6 +28,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 
+#include "log.h"
 #include "tlsserver.h"
 #include "util.h"
 
@@ -111,6 +113,36 @@ tlsserver_new(const char *cert, const char *key, struct tlsserver **tsp,
 	ts = xcalloc(1, sizeof *ts);
 	ts->ctx = ctx;
 	*tsp = ts;
+	return 0;
+}
+
+/* Apply the listeners' transport rule and load TLS when configured. */
+int
+tlsserver_for_listener(const char *what, const char *listen, int loopback,
+    const char *cert, const char *key, int allow_plaintext,
+    struct tlsserver **tlsp, char **error_r)
+{
+	int	 have_cert = cert != NULL && cert[0] != '\0';
+	int	 have_key = key != NULL && key[0] != '\0';
+
+	*tlsp = NULL;
+	if (have_cert != have_key) {
+		xasprintf(error_r, "%s: tls_cert and tls_key must be set "
+		    "together", what);
+		return -1;
+	}
+	if (have_cert && tlsserver_new(cert, key, tlsp, error_r) != 0)
+		return -1;
+	if (!loopback && *tlsp == NULL) {
+		if (!allow_plaintext) {
+			xasprintf(error_r, "%s listen %s is not a loopback "
+			    "address: set tls_cert and tls_key, or "
+			    "allow_plaintext = yes", what, listen);
+			return -1;
+		}
+		log_warnx("%s: plaintext on non-loopback %s "
+		    "(allow_plaintext = yes)", what, listen);
+	}
 	return 0;
 }
 

@@ -18,6 +18,16 @@ struct tlsserver;
 int	 tlsserver_new(const char *cert, const char *key, struct tlsserver **,
 	    char **error_r);
 void	 tlsserver_free(struct tlsserver **);
+/*
+ * The transport rule every listener follows: TLS when a certificate and
+ * key are configured (both or neither); on an address that is not loopback,
+ * plaintext only with allow_plaintext.  `what' ("http", "smtp") and
+ * `listen' name the listener in errors.  *tlsp is NULL for plaintext.
+ * 0, or -1 with a malloc'd reason.
+ */
+int	 tlsserver_for_listener(const char *what, const char *listen,
+	    int loopback, const char *cert, const char *key,
+	    int allow_plaintext, struct tlsserver **tlsp, char **error_r);
 /* A new server-side TLS bufferevent on an accepted fd (for evhttp: fd may
  * be -1, evhttp sets it later).  Dirty shutdowns are allowed (HTTP clients
  * often close without close_notify).  NULL on failure. */
