@@ -91,6 +91,10 @@
 #include "letter.h"
 #include "log.h"
 #include "smtpd_session.h"
+
+/* Longest Message-ID used as an idempotency key ("smtp:" + it + ":" + a
+ * 19-digit id must fit the store's 255-octet key). */
+#define SMTPD_MSGID_KEY_MAX	200
 #include "store.h"
 #include "submit.h"
 #include "tlsserver.h"
@@ -1395,8 +1399,13 @@ smtpd_tx_commit(struct smtpd_session *s)
 	tx->data_active = 0;
 	hash_sha256(tx->raw, tx->rawlen, tx->hash);
 	tx->priority = smtpd_priority(tx->raw, tx->rawlen);
+	/*
+	 * The key is stored with "smtp:" and ":<patient id>" around it, in a
+	 * column of at most 255 octets: a longer Message-ID uses the hash.
+	 */
 	if (smtpd_header_get(tx->raw, tx->rawlen, "Message-ID", msgid,
-	    sizeof msgid) == 1 && strlen(msgid) >= 3 && smtpd_printable(msgid))
+	    sizeof msgid) == 1 && strlen(msgid) >= 3 &&
+	    strlen(msgid) <= SMTPD_MSGID_KEY_MAX && smtpd_printable(msgid))
 		tx->idem_base = xstrdup(msgid);
 	else {
 		hash_hex(tx->hash, sizeof tx->hash, hex);

@@ -311,6 +311,19 @@ def test_basics(d, a):
            letters(d) == before + 1,
            "the same message twice is one letter, same id both times")
 
+    # a Message-ID too long for the idempotency key: the hash stands in
+    for n in (190, 245, 300):
+        long_id = "<%s@test>" % ("x" * n)
+        msg = message(msgid=long_id)
+        before = letters(d)
+        r1 = submit(port, a["token"], a["clinician_email"], [rcpt], msg)
+        r2 = submit(port, a["token"], a["clinician_email"], [rcpt], msg)
+        tap.ok(r1[0] == 250 and r2[0] == 250 and
+               queued_ids(r1[1]) == queued_ids(r2[1]) and
+               letters(d) == before + 1,
+               "a %d-octet Message-ID: accepted once, the repeat is the "
+               "same letter" % len(long_id))
+
     # two recipients: two letters
     r = submit(port, a["token"], a["clinician_email"],
                [rcpt, "patient-%d@%s" % (a["patient2"], a["domain"])],
