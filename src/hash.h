@@ -1,7 +1,8 @@
 /*
  * hash.h - digests, constant-time comparison, randomness and base64.
  *
- * The only module besides age.c and keyring.c that includes <sodium.h>.
+ * <sodium.h> is included only by the crypto modules: hash.c, age.c,
+ * keyring.c and token.c.
  * hash_init() must run once before any other call (it calls sodium_init()).
  */
 #ifndef SEALPOST_HASH_H
