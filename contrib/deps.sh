@@ -1,7 +1,10 @@
 #!/bin/sh
 # contrib/deps.sh - install the Debian 12 packages sealpost needs to build,
 # run and test.  As root it runs apt-get; otherwise it prints the command.
-# Usage: contrib/deps.sh [build|test]   (default: test, which is a superset)
+# Usage: contrib/deps.sh [build|test|bench]   (default: test; each is a
+# superset of the one before; bench adds Postfix for contrib/bench.sh and
+# tests/rig/postfix.sh, installed with no system configuration: nothing
+# listens on port 25)
 set -eu
 what=${1:-test}
 
@@ -9,13 +12,15 @@ build_pkgs="ca-certificates gcc make autoconf automake pkg-config
  libevent-dev libsqlite3-dev libsodium-dev libetpan-dev libjansson-dev
  libinih-dev libgnutls28-dev libssl-dev libsystemd-dev zlib1g-dev
  libsasl2-modules openssl sqlite3 curl"
-test_pkgs="$build_pkgs python3 age swaks mandoc systemd procps psmisc
- coreutils iproute2"
+test_pkgs="$build_pkgs python3 age swaks mandoc bsdextrautils systemd
+ procps psmisc coreutils iproute2 util-linux"
+bench_pkgs="$test_pkgs postfix"
 
 case $what in
 build) pkgs=$build_pkgs ;;
 test) pkgs=$test_pkgs ;;
-*) echo "usage: contrib/deps.sh [build|test]" >&2; exit 2 ;;
+bench) pkgs=$bench_pkgs ;;
+*) echo "usage: contrib/deps.sh [build|test|bench]" >&2; exit 2 ;;
 esac
 pkgs=$(echo $pkgs)
 
@@ -28,9 +33,15 @@ done
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "sealpost needs these Debian packages; run as root:" >&2
+	case $missing in *" postfix"*) echo "  echo 'postfix postfix/main_mailer_type" \
+	    "select No configuration' | debconf-set-selections" >&2 ;; esac
 	echo "  apt-get update && apt-get install -y --no-install-recommends$missing" >&2
 	exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
+case $missing in *" postfix"*)
+	echo "postfix postfix/main_mailer_type select No configuration" |
+	    debconf-set-selections ;;
+esac
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -6,6 +6,8 @@
  *
  *   http: POST /v1/letters with a JSON body (HTTP/1.1 keep-alive)
  *   smtp: EHLO, AUTH PLAIN once, then MAIL/RCPT/DATA per letter
+ *         (-N: no AUTH, for a plain MTA such as Postfix relaying for
+ *         127.0.0.0/8; the RCPT is patient-PATIENT@DOMAIN either way)
  *
  * Prints one line: mode, letters acknowledged, failures, seconds, letters/s,
  * median and p99 latency in ms.  Blocking sockets on threads keep it simple
@@ -13,6 +15,7 @@
  *
  * usage: sp-loadgen -m http|smtp -p PORT -t TOKEN -P PATIENT -A AUTHOR
  *            [-d DOMAIN] [-f FROM] [-c CONNS] [-n LETTERS] [-s SIZE]
+ *        sp-loadgen -m smtp -N -p PORT -P PATIENT [-d DOMAIN] ...
  */
 #define _GNU_SOURCE
 #include <sys/socket.h>
@@ -30,13 +33,13 @@
 
 struct opts {
 	const char	*mode, *token, *domain, *from;
-	int		 port, conns, size;
+	int		 port, conns, size, noauth;
 	long		 letters, patient, author;
 };
 
 static struct opts	 o = { "http", NULL, "riverside.example",
-			    "dr.patel@riverside.example", 0, 20, 4096, 2000,
-			    0, 0 };
+			    "dr.patel@riverside.example", 0, 20, 4096, 0,
+			    2000, 0, 0 };
 static long		 next_letter;
 static long		 done_ok, done_fail;
 static double		*lat;
@@ -284,7 +287,7 @@ smtp_open(struct rd *r)
 {
 	char		 cmd[512], plain[256];
 	char		*a;
-	size_t		 tl = strlen(o.token);
+	size_t		 tl;
 	int		 n;
 
 	r->len = r->off = 0;
@@ -294,6 +297,11 @@ smtp_open(struct rd *r)
 		goto fail;
 	if (writeall(r->fd, "EHLO loadgen.example\r\n", 22) != 0 ||
 	    smtp_reply(r) != 250)
+		goto fail;
+	if (o.noauth)
+		return 0;
+	tl = strlen(o.token);
+	if (tl > sizeof(plain) - 8)
 		goto fail;
 	plain[0] = '\0';
 	memcpy(plain + 1, "bench", 5);
@@ -379,7 +387,7 @@ main(int argc, char *argv[])
 	double		 t0, el;
 	int		 ch, i, j;
 
-	while ((ch = getopt(argc, argv, "m:p:t:P:A:d:f:c:n:s:")) != -1) {
+	while ((ch = getopt(argc, argv, "m:p:t:P:A:d:f:c:n:s:N")) != -1) {
 		switch (ch) {
 		case 'm': o.mode = optarg; break;
 		case 'p': o.port = atoi(optarg); break;
@@ -391,16 +399,22 @@ main(int argc, char *argv[])
 		case 'c': o.conns = atoi(optarg); break;
 		case 'n': o.letters = atol(optarg); break;
 		case 's': o.size = atoi(optarg); break;
+		case 'N': o.noauth = 1; break;
 		default:
 			fprintf(stderr, "usage: sp-loadgen -m http|smtp -p PORT "
 			    "-t TOKEN -P PATIENT -A AUTHOR [-d DOMAIN] [-f FROM]"
-			    " [-c CONNS] [-n LETTERS] [-s SIZE]\n");
+			    " [-c CONNS] [-n LETTERS] [-s SIZE] [-N]\n");
 			return 2;
 		}
 	}
-	if (o.port == 0 || o.token == NULL || o.patient == 0 ||
+	if (o.noauth && strcmp(o.mode, "smtp") != 0) {
+		fprintf(stderr, "sp-loadgen: -N is for -m smtp\n");
+		return 2;
+	}
+	if (o.port == 0 || (o.token == NULL && !o.noauth) || o.patient == 0 ||
 	    o.conns < 1 || o.letters < 1 || o.size < 1) {
-		fprintf(stderr, "sp-loadgen: -p, -t, -P are required\n");
+		fprintf(stderr, "sp-loadgen: -p, -P and -t (or -N) are "
+		    "required\n");
 		return 2;
 	}
 	/* A body of o.size bytes of letters in 78-byte lines. */
