@@ -2127,17 +2127,11 @@ smtpd_data_put(struct smtpd_data *d, const char *p, size_t n)
 	d->total += n;
 	if (d->total > d->max_size)
 		d->flags |= SMTPD_DATA_TOO_BIG;
-	if (d->flags != 0) {
-		if (d->buf != NULL) {
-			/* refused: no need to keep (or grow) the copy */
-			hash_wipe(d->buf, d->len);
-			free(d->buf);
-			d->buf = NULL;
-			d->len = d->cap = 0;
-		}
-		return;
-	}
-	/* which kind of line is this: field, continuation or body? */
+	/*
+	 * Which kind of line is this: field, continuation or body?  Decided
+	 * for a refused message too, so that the header size, and with it
+	 * the verdict, does not depend on how TCP cut the data.
+	 */
 	for (k = 0; k < n && d->in_header && d->hkind == HK_UNDECIDED; k++) {
 		unsigned char c = (unsigned char)p[k];
 
@@ -2149,6 +2143,16 @@ smtpd_data_put(struct smtpd_data *d, const char *p, size_t n)
 			d->hname++;
 		else
 			d->hkind = HK_BODY;
+	}
+	if (d->flags != 0) {
+		if (d->buf != NULL) {
+			/* refused: no need to keep (or grow) the copy */
+			hash_wipe(d->buf, d->len);
+			free(d->buf);
+			d->buf = NULL;
+			d->len = d->cap = 0;
+		}
+		return;
 	}
 	if (d->len + n > d->cap) {
 		ncap = d->cap ? d->cap : 4096;
