@@ -23,6 +23,7 @@
 #include "util.h"
 
 #include "tap.h"
+#include "tfile.h"
 
 static char	 tmpdir[] = "/tmp/sealpost-test-config-XXXXXX";
 static char	 conf_path[512];
@@ -30,7 +31,6 @@ static char	 conf_path[512];
 static void	 write_file(const char *, const char *, size_t);
 static int	 load_text(const char *, size_t, struct config **, char **);
 static char	*read_all(const char *);
-static char	*srcdir_file(const char *);
 static char	*print_config(const struct config *, int);
 static void	 test_errors(void);
 static void	 test_open_errors(void);
@@ -89,24 +89,6 @@ read_all(const char *path)
 	buf[n] = '\0';
 	fclose(fp);
 	return buf;
-}
-
-/* A path in the source tree. */
-static char *
-srcdir_file(const char *rel)
-{
-	const char	*env = getenv("SEALPOST_SRCDIR");
-	char		*file, *dir, *p;
-
-	if (env != NULL && *env != '\0') {
-		xasprintf(&p, "%s/%s", env, rel);
-		return p;
-	}
-	file = xstrdup(__FILE__);
-	dir = dirname(file);
-	xasprintf(&p, "%s/../%s", dir, rel);
-	free(file);
-	return p;
 }
 
 /* config_print into a string. */

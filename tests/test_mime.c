@@ -34,6 +34,7 @@
 #include "sandbox.h"
 #include "util.h"
 #include "tap.h"
+#include "tfile.h"
 
 #define CORPUS_MAX_FILES	4000
 /* Time allowed for one message (TESTPLAN T10/T11: < 1 s). */
@@ -43,8 +44,6 @@
 #define BUDGET_MS		1000
 #endif
 
-static char	*srcdir_file(const char *);
-static char	*read_file(const char *, size_t *);
 static struct letter_doc *parse_file(const char *, struct letter_error *);
 static int	 expect_reject(const char *, size_t, const char *,
 		    const char *);
@@ -77,54 +76,6 @@ static char	*crash_msg =
     "Content-Type: text/plain\r\n"
     "\r\n"
     "x\r\n";
-
-/* A path in the source tree. */
-static char *
-srcdir_file(const char *rel)
-{
-	const char	*env = getenv("SEALPOST_SRCDIR");
-	char		*file, *dir, *p;
-
-	if (env != NULL && *env != '\0') {
-		xasprintf(&p, "%s/%s", env, rel);
-		return p;
-	}
-	file = xstrdup(__FILE__);
-	dir = dirname(file);
-	xasprintf(&p, "%s/../%s", dir, rel);
-	free(file);
-	return p;
-}
-
-/* Read a whole file (/proc files too); NULL if it cannot be read. */
-static char *
-read_file(const char *path, size_t *lenp)
-{
-	FILE	*fp;
-	char	*buf = NULL;
-	size_t	 len = 0, cap = 0, n;
-
-	if ((fp = fopen(path, "rb")) == NULL)
-		return NULL;
-	for (;;) {
-		if (cap - len < 65536) {
-			cap = cap * 2 + 65536;
-			buf = xreallocarray(buf, 1, cap + 1);
-		}
-		if ((n = fread(buf + len, 1, cap - len, fp)) == 0)
-			break;
-		len += n;
-	}
-	if (ferror(fp)) {
-		fclose(fp);
-		free(buf);
-		return NULL;
-	}
-	fclose(fp);
-	buf[len] = '\0';
-	*lenp = len;
-	return buf;
-}
 
 /* Parse tests/data/mime/<name> in process with the default limits. */
 static struct letter_doc *

@@ -29,6 +29,7 @@
 #include "mime.h"
 #include "util.h"
 #include "tap.h"
+#include "tfile.h"
 
 #define MSGID_COUNT	10000
 #define RANDOM_SUBJECTS	2000
@@ -43,8 +44,6 @@ struct enc_case {
 	int		 must_encode;	/* the output holds an encoded-word */
 };
 
-static char	*srcdir_file(const char *);
-static char	*read_file(const char *, size_t *);
 static int	 u8_valid(const unsigned char *, size_t);
 static int	 words_ok(const char *, size_t, char *, size_t);
 static void	 check_encoding(const char *, const char *, int, size_t,
@@ -137,49 +136,6 @@ static const struct enc_case enc_cases[] = {
 	    "Riverside Surgery, Group Practice of Doctors Smith, Jones, Patel "
 	    "and Ng", MIME_HDR_PHRASE, 6, NULL, 1 },
 };
-
-/* A path in the source tree. */
-static char *
-srcdir_file(const char *rel)
-{
-	const char	*env = getenv("SEALPOST_SRCDIR");
-	char		*file, *dir, *p;
-
-	if (env != NULL && *env != '\0') {
-		xasprintf(&p, "%s/%s", env, rel);
-		return p;
-	}
-	file = xstrdup(__FILE__);
-	dir = dirname(file);
-	xasprintf(&p, "%s/../%s", dir, rel);
-	free(file);
-	return p;
-}
-
-/* Read a whole file; NULL if it cannot be read. */
-static char *
-read_file(const char *path, size_t *lenp)
-{
-	FILE	*fp;
-	char	*buf = NULL;
-	size_t	 len = 0, cap = 0, n;
-
-	if ((fp = fopen(path, "rb")) == NULL)
-		return NULL;
-	for (;;) {
-		if (cap - len < 4096) {
-			cap = cap * 2 + 4096;
-			buf = xreallocarray(buf, 1, cap + 1);
-		}
-		if ((n = fread(buf + len, 1, cap - len, fp)) == 0)
-			break;
-		len += n;
-	}
-	fclose(fp);
-	buf[len] = '\0';
-	*lenp = len;
-	return buf;
-}
 
 /* Is s[0..n) well-formed UTF-8 (whole sequences only)? */
 static int
