@@ -126,7 +126,8 @@ fi
 make -C "$bdir" -j"$jobs" src/libsealpost.a >"$work/make.log" 2>&1 ||
     die "building src/libsealpost.a failed: $work/make.log"
 libs=$(printf 'print-libs:\n\t@echo $(ALL_LIBS)\n' |
-    make -s -C "$bdir" -f Makefile -f - print-libs) || die "no ALL_LIBS"
+    make -s -C "$bdir" -f Makefile -f - print-libs | tail -1) ||
+    die "no ALL_LIBS"
 if [ -f "$etpan_lib" ]; then
 	libs=$(echo " $libs " | sed -e 's/ -letpan / /')
 	libs="$etpan_lib $libs"
