@@ -51,6 +51,12 @@ struct store_practice {
 	unsigned char	 archive_wrapped[STORE_WRAPPED_MAX];
 	size_t		 archive_wrapped_len;
 	int64_t		 created;
+	/* schema 2 */
+	char		*content_policy;	/* "full" or "notify" */
+	char		*failsafe_email;	/* alerts go here; NULL: none */
+	char		*reply_domain;		/* NULL: domain */
+	char		*postal_address;	/* paper letter header; NULL */
+	char		*phone;			/* contact routes; NULL */
 };
 
 struct store_clinician {
@@ -78,6 +84,10 @@ struct store_patient {
 	unsigned char	 wrapped[STORE_WRAPPED_MAX];
 	size_t		 wrapped_len;
 	int64_t		 created;
+	/* schema 2 */
+	char		*postal_address;	/* lines separated by LF; NULL */
+	int		 shared_ok;		/* a shared address is recorded
+						   with consent (proxy) */
 };
 
 struct store_client {
@@ -87,6 +97,10 @@ struct store_client {
 	int64_t		 default_author_id;	/* 0 = none */
 	int		 revoked;
 	int64_t		 created;
+	/* schema 2 */
+	char		*callback_url;		/* https://... or NULL */
+	unsigned char	*callback_token;	/* wrapped bearer token, or NULL */
+	size_t		 callback_token_len;
 };
 
 /* One letter to commit, filled by the submission pipeline. */
@@ -103,6 +117,9 @@ struct store_letter_new {
 	const unsigned char *sealed;		/* the age blob */
 	size_t		 sealed_len;
 	const char	*address;		/* patient address now, or NULL */
+	int64_t		 expires;		/* delivery lifetime end (unix);
+						   0: created + 72 h */
+	int64_t		 warn_at;		/* delay warning due; 0: none */
 	/* out */
 	int		 result;		/* STORE_LETTER_* */
 	int64_t		 letter_id;
@@ -123,6 +140,16 @@ struct store_delivery {
 	int64_t		 next_attempt;
 	int64_t		 updated;
 	char		*last_error;		/* NULL or a reason */
+	/* schema 2 */
+	int64_t		 letter_id;
+	int64_t		 practice_id;
+	int		 priority;
+	char		*message_id;		/* "<...@...>" once claimed */
+	int64_t		 expires;		/* lifetime ends */
+	int64_t		 warn_at;		/* delay warning due; 0 = none */
+	int		 smtp_code;		/* last reply code, 0 = none */
+	int64_t		 sent_at;		/* 0 unless sent */
+	int		 released;		/* misrouting hold released */
 };
 
 struct store_letter {
@@ -133,7 +160,9 @@ struct store_letter {
 	int64_t		 author_id;
 	int		 priority;
 	char		*channel;
-	char		*state;			/* "accepted", ... */
+	char		*state;			/* "accepted", "sent", "paper",
+						   "held" */
+	char		*paper_reason;		/* NULL unless state "paper" */
 	int64_t		 created;
 	size_t		 sealed_len;
 	unsigned char	 sealed_sha256[32];
@@ -235,5 +264,268 @@ int	 store_audit_verify(struct store *, int64_t *nrows, int64_t *bad_id,
 	    const char **error_r);
 
 int	 store_stats(struct store *, struct store_stats *, const char **error_r);
+
+/* --- settings (schema 2) ---------------------------------------------- */
+
+/*
+ * Set one field of a party; value NULL clears it (where NULL is allowed).
+ * practice: "content_policy" ("full"|"notify"), "failsafe_email",
+ *   "reply_domain", "postal_address", "phone".
+ * patient: "email" (also clears verified), "postal_address",
+ *   "verified" ("0"|"1"), "consent" ("0"|"1"), "shared_ok" ("0"|"1").
+ * client: "callback_url".  The callback token goes through
+ *   store_client_set_callback_token (it is a wrapped secret).
+ * STORE_NOTFOUND if no such row; STORE_ERROR for an unknown field or a
+ * value the schema refuses.  The caller audits.
+ */
+int	 store_practice_set(struct store *, int64_t id, const char *field,
+	    const char *value, const char **error_r);
+int	 store_patient_set(struct store *, int64_t id, const char *field,
+	    const char *value, const char **error_r);
+int	 store_client_set(struct store *, int64_t id, const char *field,
+	    const char *value, const char **error_r);
+int	 store_client_set_callback_token(struct store *, int64_t id,
+	    const unsigned char *wrapped, size_t len, const char **error_r);
+int	 store_client_get(struct store *, int64_t, struct store_client **,
+	    const char **error_r);
+/*
+ * Other patients of the practice with the same address (case-insensitive)
+ * and shared_ok = 0 on either side: *n is their number (0 = not shared
+ * without consent).
+ */
+int	 store_address_shared(struct store *, int64_t practice_id,
+	    int64_t patient_id, const char *email, int64_t *n,
+	    const char **error_r);
+
+/* --- the delivery queue (schema 2) ------------------------------------ */
+
+/*
+ * Delivery states.  Every transition is committed before it is acted on.
+ *
+ *   queued --claim--> sending --> sent
+ *                        |------> deferred --claim--> sending ...
+ *                        |------> failed     (terminal, failsafe)
+ *                        `------> expired    (terminal, failsafe)
+ *   queued|deferred --> held (misrouting guard) --release--> queued
+ *   queued|deferred|held --> cancelled (terminal)
+ *   sent --bounce (DSN)--> failed (terminal, failsafe)
+ *
+ * A letter's state follows: "accepted" while any delivery is open, "sent"
+ * when all are sent, "held" while one is held, "paper" once the failsafe
+ * ran (paper_reason says why), "cancelled".
+ */
+#define STORE_DS_QUEUED		"queued"
+#define STORE_DS_SENDING	"sending"
+#define STORE_DS_SENT		"sent"
+#define STORE_DS_DEFERRED	"deferred"
+#define STORE_DS_FAILED		"failed"
+#define STORE_DS_EXPIRED	"expired"
+#define STORE_DS_CANCELLED	"cancelled"
+#define STORE_DS_HELD		"held"
+
+/* A delivery claimed for an attempt (its row is now "sending"). */
+struct store_claim {
+	int64_t		 delivery_id;
+	int64_t		 letter_id;
+	int64_t		 practice_id;
+	int64_t		 patient_id;
+	int64_t		 client_id;		/* 0: none */
+	int64_t		 author_id;		/* 0: none */
+	int		 priority;
+	int		 attempts;		/* including this one */
+	int		 released;		/* a held delivery let go */
+	int64_t		 created;		/* the letter's */
+	int64_t		 expires;
+	char		*address;		/* recorded at submission; NULL */
+	char		*message_id;		/* stable for every attempt */
+	unsigned char	*sealed;		/* the letter's age blob */
+	size_t		 sealed_len;
+};
+
+/*
+ * Claim up to max_new deliveries in state "queued" (urgent first, then
+ * oldest) and up to max_retry in state "deferred", all with next_attempt
+ * <= now, in one transaction: each becomes "sending" with attempts + 1;
+ * one without a Message-ID gets mime_message_id(practice domain) and keeps
+ * it for every later attempt.  Index-driven: cost follows the number
+ * claimed, not the backlog.  *out is an array of *n claims
+ * (store_claims_free).
+ */
+int	 store_deliveries_claim(struct store *, int64_t now, size_t max_new,
+	    size_t max_retry, struct store_claim **out, size_t *n,
+	    const char **error_r);
+void	 store_claims_free(struct store_claim **, size_t n);
+
+/* Side effects a transition carries (bit mask). */
+#define STORE_TX_PAPER		0x01	/* failsafe: the letter to paper */
+#define STORE_TX_ALERT		0x02	/* an alert mail to the practice */
+#define STORE_TX_CALLBACK	0x04	/* a webhook event for the client */
+
+/*
+ * One state change of a delivery.  The store applies it only if the row
+ * is in one of the states `from' names (a '|'-separated list, e.g.
+ * "sending" or "sent|sending|deferred"); otherwise it is skipped and
+ * `applied' says 0 (a late bounce for a delivery already failed, a result
+ * for a row the admin cancelled).
+ */
+struct store_transition {
+	int64_t		 delivery_id;
+	const char	*from;			/* allowed current states */
+	const char	*to;			/* STORE_DS_* */
+	int64_t		 next_attempt;		/* deferred: when */
+	int		 smtp_code;		/* 0: none */
+	const char	*error;			/* short reason, no content:
+						   "550 5.1.1 from smarthost",
+						   "tls: certificate expired" */
+	const char	*address;		/* NULL: unchanged */
+	unsigned	 effects;		/* STORE_TX_* */
+	const char	*alert_kind;		/* "failed", "expired",
+						   "bounced", "delayed",
+						   "held", "tls" ... */
+	const char	*paper_reason;		/* short, no content */
+	/* out */
+	int		 applied;
+};
+
+/*
+ * Apply n transitions in one transaction (one fsync): update each row
+ * (state, next_attempt, smtp_code, last_error, updated, sent_at when
+ * "sent"), the letter's state, and per effect: a paper row (the letter
+ * enters the paper queue once, later reasons are kept in the audit),
+ * an alert row (state "queued", or "none" when the practice has no
+ * failsafe_email), a callback row (only when the client has a
+ * callback_url; the payload is JSON made by the store: delivery id,
+ * letter id, state, smtp code, reason, time -- never content).  Every
+ * terminal transition and every hold writes an audit row
+ * ("delivery.<state>", object "delivery:ID", outcome the reason).
+ * All-or-nothing like store_letters_commit.
+ */
+int	 store_deliveries_update(struct store *, struct store_transition *,
+	    size_t n, const char **error_r);
+
+/* At start: every "sending" row back to "queued" (its Message-ID kept). */
+int	 store_deliveries_recover(struct store *, int64_t *n,
+	    const char **error_r);
+
+/*
+ * Delay warnings: for up to max deliveries not yet terminal or sent with
+ * 0 < warn_at <= now, add a "delayed" alert row and set warn_at = 0, in
+ * one transaction.  *n is how many.
+ */
+int	 store_deliveries_warn(struct store *, int64_t now, size_t max,
+	    int64_t *n, const char **error_r);
+
+/* One delivery (for bounces and the CLI). */
+int	 store_delivery_get(struct store *, int64_t id,
+	    struct store_delivery **, const char **error_r);
+void	 store_delivery_free(struct store_delivery **);
+
+/*
+ * Admin: every "held" delivery of the letter back to "queued" with
+ * released = 1 and address = the patient's current address; cancel: every
+ * open delivery (queued, deferred, held) to "cancelled".  *n is how many
+ * rows changed; audited.
+ */
+int	 store_letter_release(struct store *, int64_t letter_id,
+	    const char *actor, int64_t *n, const char **error_r);
+int	 store_letter_cancel(struct store *, int64_t letter_id,
+	    const char *actor, int64_t *n, const char **error_r);
+/* Admin: due now -- every deferred delivery of the letter (0: all). */
+int	 store_deliveries_retry(struct store *, int64_t letter_id,
+	    int64_t now, int64_t *n, const char **error_r);
+
+/* Counts and the oldest open delivery, for status and /metrics. */
+struct store_queue_stats {
+	int64_t		 queued, sending, deferred, held, sent, failed;
+	int64_t		 expired, cancelled;
+	int64_t		 oldest_open;		/* created of the oldest open
+						   delivery, 0: none */
+	int64_t		 paper_open;		/* paper rows not done */
+	int64_t		 alerts_queued, callbacks_queued;
+	int64_t		 next_due;		/* min next_attempt of queued or
+						   deferred rows, 0: none */
+};
+int	 store_queue_stats(struct store *, struct store_queue_stats *,
+	    const char **error_r);
+
+/* A listing row for "sealpostctl queue list". */
+struct store_queue_row {
+	int64_t		 delivery_id, letter_id, patient_id;
+	char		 state[16];
+	int		 attempts;
+	int64_t		 next_attempt, created;
+	char		 last_error[200];
+};
+/* states: '|'-separated filter, NULL = every open state. */
+int	 store_queue_list(struct store *, const char *states, size_t max,
+	    struct store_queue_row **, size_t *n, const char **error_r);
+
+/* --- alerts: mails to the practice's failsafe address ------------------ */
+
+struct store_alert {
+	int64_t		 id;
+	int64_t		 practice_id;
+	int64_t		 letter_id;
+	int64_t		 delivery_id;
+	int64_t		 patient_id;
+	char		 kind[16];		/* "failed", "expired", ... */
+	char		 reason[200];		/* no content */
+	int64_t		 created;
+	int		 attempts;
+	char		*to;			/* the failsafe address */
+	char		*message_id;		/* stable, set at first claim */
+};
+
+/* Claim up to max due alerts (state "queued" -> "sending"). */
+int	 store_alerts_claim(struct store *, int64_t now, size_t max,
+	    struct store_alert **, size_t *n, const char **error_r);
+void	 store_alerts_free(struct store_alert **, size_t n);
+/* state: "sent", "queued" (retry at next_attempt) or "failed". */
+int	 store_alert_done(struct store *, int64_t id, const char *state,
+	    int64_t next_attempt, const char *error, const char **error_r);
+
+/* --- webhook callbacks -------------------------------------------------- */
+
+struct store_callback {
+	int64_t		 id;
+	int64_t		 client_id;
+	int64_t		 delivery_id;
+	int		 attempts;
+	char		*url;
+	unsigned char	*token;			/* wrapped, as stored */
+	size_t		 token_len;
+	char		*payload;		/* JSON, no content */
+};
+
+int	 store_callbacks_claim(struct store *, int64_t now, size_t max,
+	    struct store_callback **, size_t *n, const char **error_r);
+void	 store_callbacks_free(struct store_callback **, size_t n);
+/* state: "sent", "queued" (retry at next_attempt) or "failed". */
+int	 store_callback_done(struct store *, int64_t id, const char *state,
+	    int64_t next_attempt, int http_status, const char **error_r);
+
+/* --- the paper queue ---------------------------------------------------- */
+
+struct store_paper {
+	int64_t		 letter_id;
+	int64_t		 practice_id;
+	int64_t		 patient_id;
+	char		 reason[200];
+	int64_t		 created;
+	int64_t		 printed;		/* 0: not yet */
+	int64_t		 done;			/* 0: open */
+	char		 done_by[64];
+};
+
+/* practice_id 0: all; with_done: include done rows.  Oldest first. */
+int	 store_paper_list(struct store *, int64_t practice_id, int with_done,
+	    struct store_paper **, size_t *n, const char **error_r);
+int	 store_paper_get(struct store *, int64_t letter_id,
+	    struct store_paper *, const char **error_r);
+/* Mark printed / done (audited with actor).  NOTFOUND if not in it. */
+int	 store_paper_printed(struct store *, int64_t letter_id,
+	    const char *actor, const char **error_r);
+int	 store_paper_done(struct store *, int64_t letter_id, const char *actor,
+	    const char **error_r);
 
 #endif
