@@ -96,6 +96,9 @@ static const char	*config_check_socket(const char *);
 static const char	*config_check_log(const char *);
 static const char	*config_check_listen(const char *);
 static const char	*config_check_hostname(const char *);
+static const char	*config_check_hostname_or_empty(const char *);
+static const char	*config_check_relay_tls(const char *);
+static const char	*config_check_username(const char *);
 
 static const struct config_option *config_find(const char *, const char *);
 static int	 config_index(const struct config_option *);
@@ -210,6 +213,68 @@ static const struct config_option config_options[] = {
 	    "most attachments in one letter"),
 	SIZE("limits", "max_attachment_size", "25M", KIB, GIB, 1,
 	    max_attachment_size, "largest single attachment"),
+
+	/* [relay] */
+	STR("relay", "host", "", 0, config_check_hostname_or_empty,
+	    relay_host, "smarthost name or address; empty = letters wait "
+	    "in the queue"),
+	INT("relay", "port", "587", 1, 65535, 0, relay_port,
+	    "smarthost port"),
+	STR("relay", "tls", "starttls", 0, config_check_relay_tls, relay_tls,
+	    "starttls, implicit (port 465) or none (loopback test peers "
+	    "only, with allow_plaintext)"),
+	BOOL("relay", "allow_plaintext", "no", 0, relay_allow_plaintext,
+	    "allow tls = none to a loopback smarthost"),
+	STR("relay", "tls_name", "", 0, config_check_hostname_or_empty,
+	    relay_tls_name, "name the smarthost certificate must carry "
+	    "(and SNI); empty = host"),
+	STR("relay", "ca_file", "", 0, config_check_path_or_empty,
+	    relay_ca_file, "PEM trust anchors for the smarthost; empty = "
+	    "system trust store"),
+	STR("relay", "username", "", 0, config_check_username,
+	    relay_username, "AUTH user name; empty = no AUTH"),
+	STR("relay", "password_file", "", 0, config_check_path_or_empty,
+	    relay_password_file, "file holding the AUTH password; empty = "
+	    "systemd credential relay.password"),
+	STR("relay", "helo_name", "", 0, config_check_hostname_or_empty,
+	    relay_helo_name, "EHLO name; empty = [smtp] hostname"),
+	INT("relay", "pool_size", "4", 1, 64, 0, relay_pool_size,
+	    "concurrent smarthost sessions"),
+	DUR("relay", "connect_timeout", "30s", 1, 600, 0,
+	    relay_connect_timeout, "connect, greeting and TLS handshake"),
+	DUR("relay", "command_timeout", "1m", 1, 3600, 0,
+	    relay_command_timeout, "reply to each SMTP command"),
+	DUR("relay", "data_timeout", "5m", 1, 3600, 0, relay_data_timeout,
+	    "reply after the end of the message data"),
+	DUR("relay", "idle_timeout", "1m", 1, 3600, 0, relay_idle_timeout,
+	    "keep an idle smarthost session this long"),
+
+	/* [queue] */
+	DUR("queue", "retry_first", "1m", 1, 86400, 1, queue_retry_first,
+	    "delay before the first retry; doubles each time, with jitter"),
+	DUR("queue", "retry_max", "1h", 1, 86400, 1, queue_retry_max,
+	    "longest delay between retries"),
+	DUR("queue", "lifetime_routine", "3d", 60, 30 * 86400, 1,
+	    queue_lifetime_routine, "time a routine letter may take to "
+	    "deliver before it expires to paper"),
+	DUR("queue", "lifetime_urgent", "4h", 60, 30 * 86400, 1,
+	    queue_lifetime_urgent, "the same for an urgent letter"),
+	DUR("queue", "warn_routine", "1d", 0, 30 * 86400, 1,
+	    queue_warn_routine, "age of an undelivered routine letter at "
+	    "which the practice is warned; 0 = never"),
+	DUR("queue", "warn_urgent", "1h", 0, 30 * 86400, 1,
+	    queue_warn_urgent, "the same for an urgent letter"),
+	DUR("queue", "reply_lifetime", "180d", 86400, 3650 * 86400, 1,
+	    queue_reply_lifetime, "how long a patient may reply to a letter"),
+	INT("queue", "max_active", "200", 1, 100000, 1, queue_max_active,
+	    "most deliveries in flight at once (claimed, not yet settled)"),
+
+	/* [callbacks] */
+	DUR("callbacks", "timeout", "10s", 1, 300, 1, callbacks_timeout,
+	    "time for one webhook callback request"),
+	STR("callbacks", "ca_file", "", 0, config_check_path_or_empty,
+	    callbacks_ca_file, "PEM trust anchors for callback URLs; empty = "
+	    "system trust store"),
 };
 
 #undef F
@@ -281,6 +346,44 @@ config_check_log(const char *s)
 	    strcmp(s, "journal") == 0)
 		return NULL;
 	return "expected auto, stderr or journal";
+}
+
+/* Empty, or a host name (an address literal is a host name too). */
+static const char *
+config_check_hostname_or_empty(const char *s)
+{
+	struct in6_addr	 a6;
+
+	if (*s == '\0')
+		return NULL;
+	if (inet_pton(AF_INET6, s, &a6) == 1)
+		return NULL;
+	return config_check_hostname(s);
+}
+
+/* relay tls = starttls | implicit | none */
+static const char *
+config_check_relay_tls(const char *s)
+{
+	if (strcmp(s, "starttls") == 0 || strcmp(s, "implicit") == 0 ||
+	    strcmp(s, "none") == 0)
+		return NULL;
+	return "expected starttls, implicit or none";
+}
+
+/* Printable ASCII without spaces, at most 255: it goes into SASL. */
+static const char *
+config_check_username(const char *s)
+{
+	const unsigned char	*p;
+
+	if (strlen(s) > 255)
+		return "user name longer than 255";
+	for (p = (const unsigned char *)s; *p != '\0'; p++) {
+		if (*p <= 0x20 || *p >= 0x7f)
+			return "user name must be printable ASCII, no spaces";
+	}
+	return NULL;
 }
 
 /* Empty (off), or a listen address config_split_listen accepts. */
@@ -934,6 +1037,20 @@ config_validate(struct config_parse *p)
 		config_opt_error(p, line, config_find("smtp",
 		    "max_header_size"), "smaller than max_line_length (%lld)",
 		    (long long)c->smtp_max_line_length);
+	}
+	if (c->queue_retry_max < c->queue_retry_first)
+		config_opt_error(p, config_line_of(p, "queue", "retry_max"),
+		    config_find("queue", "retry_max"),
+		    "shorter than retry_first (%llds)",
+		    (long long)c->queue_retry_first);
+	if (strcmp(c->relay_tls, "none") == 0 && *c->relay_host != '\0') {
+		line = config_line_of(p, "relay", "tls");
+		if (!c->relay_allow_plaintext)
+			config_opt_error(p, line, config_find("relay", "tls"),
+			    "none needs allow_plaintext = yes");
+		else if (!util_is_loopback(c->relay_host))
+			config_opt_error(p, line, config_find("relay", "tls"),
+			    "none is allowed only to a loopback smarthost");
 	}
 }
 

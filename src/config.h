@@ -53,6 +53,36 @@ struct config {
 	int64_t		 max_letter_size;	/* bytes: HTTP body / SMTP SIZE */
 	int64_t		 max_attachments;
 	int64_t		 max_attachment_size;	/* bytes, each */
+
+	/* [relay] */
+	char		*relay_host;		/* smarthost; "" = no relay */
+	int64_t		 relay_port;
+	char		*relay_tls;		/* starttls | implicit | none */
+	int		 relay_allow_plaintext;	/* tls none, loopback only */
+	char		*relay_tls_name;	/* name to verify; "" = host */
+	char		*relay_ca_file;		/* PEM; "" = system store */
+	char		*relay_username;	/* "" = no AUTH */
+	char		*relay_password_file;	/* "" = credential */
+	char		*relay_helo_name;	/* "" = [smtp] hostname */
+	int64_t		 relay_pool_size;	/* sessions */
+	int64_t		 relay_connect_timeout;
+	int64_t		 relay_command_timeout;
+	int64_t		 relay_data_timeout;
+	int64_t		 relay_idle_timeout;
+
+	/* [queue] */
+	int64_t		 queue_retry_first;	/* first retry delay */
+	int64_t		 queue_retry_max;	/* backoff cap */
+	int64_t		 queue_lifetime_routine;
+	int64_t		 queue_lifetime_urgent;
+	int64_t		 queue_warn_routine;	/* delay warning; 0 = off */
+	int64_t		 queue_warn_urgent;
+	int64_t		 queue_reply_lifetime;	/* reply token validity */
+	int64_t		 queue_max_active;	/* deliveries in flight */
+
+	/* [callbacks] */
+	int64_t		 callbacks_timeout;
+	char		*callbacks_ca_file;	/* "" = system store */
 };
 
 /*

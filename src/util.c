@@ -8,6 +8,8 @@
 #include "build.h"
 
 #include <sys/types.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -188,14 +190,22 @@ util_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
 	return 0;
 }
 
-/* Loopback test on an address literal or "localhost". */
+/*
+ * Loopback test on an address literal or "localhost".  An IPv4 literal is
+ * parsed, not prefix-matched: "127.example.net" is a host name, not
+ * loopback.
+ */
 int
 util_is_loopback(const char *addr)
 {
+	struct in_addr	 a4;
+
 	if (strcasecmp(addr, "localhost") == 0 || strcmp(addr, "::1") == 0 ||
 	    strcmp(addr, "[::1]") == 0)
 		return 1;
-	return strncmp(addr, "127.", 4) == 0;
+	if (inet_pton(AF_INET, addr, &a4) != 1)
+		return 0;
+	return (ntohl(a4.s_addr) >> 24) == 127;
 }
 
 /* Case-insensitive suffix test. */

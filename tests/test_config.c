@@ -256,6 +256,23 @@ test_errors(void)
 		{ "[smtp]\nmax_line_length = 8192\nmax_header_size = 4K\n", 0,
 		    3, "[smtp] max_header_size: smaller than max_line_length "
 		    "(8192)" },
+		{ "[queue]\nretry_first = 2h\nretry_max = 1h\n", 0, 3,
+		    "[queue] retry_max: shorter than retry_first (7200s)" },
+		{ "[relay]\nhost = 127.0.0.1\ntls = none\n", 0, 3,
+		    "[relay] tls: none needs allow_plaintext = yes" },
+		{ "[relay]\nhost = smtp.example.net\ntls = none\n"
+		    "allow_plaintext = yes\n", 0, 3,
+		    "[relay] tls: none is allowed only to a loopback smarthost" },
+		{ "[relay]\nhost = 127.example.net\ntls = none\n"
+		    "allow_plaintext = yes\n", 0, 3,
+		    "[relay] tls: none is allowed only to a loopback smarthost" },
+		{ "[relay]\ntls = plain\n", 0, 2,
+		    "[relay] tls: \"plain\": expected starttls, implicit or none" },
+		{ "[relay]\nusername = a b\n", 0, 2,
+		    "[relay] username: \"a b\": user name must be printable ASCII, "
+		    "no spaces" },
+		{ "[relay]\nhost = smtp..example\n", 0, 2,
+		    "[relay] host: \"smtp..example\": bad host name" },
 	};
 	struct config	*cfg;
 	char		*err, *prefix;
@@ -762,7 +779,7 @@ test_table(void)
 	size_t	 i, j, n = config_option_count();
 	int	 dup = 0, badtype = 0, livestr = 0;
 
-	ok(n == 27, "27 options in the table (got %zu)", n);
+	ok(n == 51, "51 options in the table (got %zu)", n);
 	ok(config_option_at(n) == NULL, "config_option_at past the end");
 	for (i = 0; i < n; i++) {
 		const struct config_option_info *a = config_option_at(i);

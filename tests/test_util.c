@@ -98,6 +98,9 @@ test_util(void)
 	    "parse overflow");
 	ok(util_is_loopback("127.0.0.1") && util_is_loopback("::1") &&
 	    util_is_loopback("localhost"), "loopback names");
+	ok(util_is_loopback("127.1.2.3") && !util_is_loopback("127.example.net")
+	    && !util_is_loopback("127.") && !util_is_loopback("1127.0.0.1"),
+	    "loopback: IPv4 literals parsed, not prefix-matched");
 	ok(!util_is_loopback("10.0.0.1") && !util_is_loopback("0.0.0.0"),
 	    "non-loopback names");
 	is_int(strlcpy_sp(buf, "0123456789abcdefXYZ", sizeof(buf)), 19,
