@@ -16,6 +16,7 @@
  */
 #include "build.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -420,3 +421,75 @@ token_from_address(const char *addr, size_t len, enum token_purpose purpose,
 	*toklen_r = local - plen - 1;
 	return 0;
 }
+
+/* The eight code characters for (letter, patient) under key. */
+static void
+token_code_chars(const unsigned char key[TOKEN_KEY_LEN], int64_t letter,
+    int64_t patient, char out[9])
+{
+	static const char		 label[] = "sealpost-paper-v1";
+	crypto_auth_hmacsha256_state	 st;
+	unsigned char			 full[crypto_auth_hmacsha256_BYTES];
+	unsigned char			 be[16];
+	char				 b32[16];
+	int				 i;
+
+	for (i = 0; i < 8; i++) {
+		be[i] = (unsigned char)((uint64_t)letter >> (56 - 8 * i));
+		be[8 + i] = (unsigned char)((uint64_t)patient >> (56 - 8 * i));
+	}
+	crypto_auth_hmacsha256_init(&st, key, TOKEN_KEY_LEN);
+	crypto_auth_hmacsha256_update(&st, (const unsigned char *)label,
+	    sizeof label);
+	crypto_auth_hmacsha256_update(&st, be, sizeof be);
+	crypto_auth_hmacsha256_final(&st, full);
+	token_b32_encode(full, 5, b32);		/* 40 bits: 8 characters */
+	for (i = 0; i < 8; i++)
+		out[i] = (char)(b32[i] >= 'a' && b32[i] <= 'z' ?
+		    b32[i] - 'a' + 'A' : b32[i]);
+	out[8] = '\0';
+	sodium_memzero(full, sizeof full);
+	sodium_memzero(&st, sizeof st);
+}
+
+int
+token_short_code(const struct token_keys *keys, int64_t letter,
+    int64_t patient, char *out, size_t outsz)
+{
+	char	 c[9];
+	int	 n;
+
+	if (keys == NULL || letter < 1 || patient < 1 || out == NULL)
+		return -1;
+	token_code_chars(keys[0].key, letter, patient, c);
+	n = snprintf(out, outsz, "L%lld-%.4s-%.4s", (long long)letter, c,
+	    c + 4);
+	return n < 0 || (size_t)n >= outsz ? -1 : 0;
+}
+
+int
+token_short_code_check(const struct token_keys *keys, int64_t letter,
+    int64_t patient, const char *code)
+{
+	char		 want[TOKEN_CODE_BUFSZ], got[TOKEN_CODE_BUFSZ];
+	size_t		 i, n = 0;
+
+	if (token_short_code(keys, letter, patient, want, sizeof(want)) != 0 ||
+	    code == NULL)
+		return -1;
+	for (i = 0; code[i] != '\0' && n < sizeof(got) - 1; i++) {
+		if (code[i] == '-')
+			continue;
+		got[n++] = (char)(code[i] >= 'a' && code[i] <= 'z' ?
+		    code[i] - 'a' + 'A' : code[i] == 'l' ? 'L' : code[i]);
+	}
+	got[n] = '\0';
+	for (i = 0, n = 0; want[i] != '\0'; i++)
+		if (want[i] != '-')
+			want[n++] = want[i];
+	want[n] = '\0';
+	if (strlen(got) != n)
+		return -1;
+	return sodium_memcmp(got, want, n) == 0 ? 0 : -1;
+}
+

@@ -149,4 +149,20 @@ int	 token_local_part(enum token_purpose, const char *token,
 int	 token_from_address(const char *addr, size_t len, enum token_purpose,
 	    const char **token_r, size_t *toklen_r);
 
+/*
+ * The short reply code printed on a paper letter, for a patient who must
+ * type it: "L<letter>-XXXX-XXXX", where the eight characters are the
+ * first 40 bits of HMAC-SHA-256(K_v, "sealpost-paper-v1" || 0x00 ||
+ * be64(letter) || be64(patient)) in base32 upper case.  Not a capability
+ * on its own (40 bits, typed by hand): a reply quoting it is matched with
+ * lower trust, like a References-only match.  0, or -1 (bad ids, short
+ * buffer); TOKEN_CODE_BUFSZ bytes always suffice.
+ */
+#define TOKEN_CODE_BUFSZ	40
+int	 token_short_code(const struct token_keys *, int64_t letter,
+	    int64_t patient, char *out, size_t outsz);
+/* Check a typed code (either case, dashes optional) in constant time. */
+int	 token_short_code_check(const struct token_keys *, int64_t letter,
+	    int64_t patient, const char *code);
+
 #endif

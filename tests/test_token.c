@@ -800,6 +800,39 @@ test_args(void)
 	is_str(token_prefix(TOKEN_BOUNCE), "bounce", "prefix bounce");
 }
 
+/* The paper reply code: a known answer (Python hmac), checks, bounds. */
+static void
+test_short_code(void)
+{
+	char	 code[TOKEN_CODE_BUFSZ], small[8];
+
+	ok(token_short_code(&kA, 42, 7, code, sizeof(code)) == 0,
+	    "short code made");
+	is_str(code, "L42-K2T4-CWWD", "short code known answer (Python hmac)");
+	ok(token_short_code_check(&kA, 42, 7, "L42-K2T4-CWWD") == 0,
+	    "short code checks");
+	ok(token_short_code_check(&kA, 42, 7, "l42k2t4cwwd") == 0,
+	    "short code: lower case, no dashes");
+	ok(token_short_code_check(&kA, 42, 7, "L42-K2T4-CWWE") == -1,
+	    "short code: one character changed is refused");
+	ok(token_short_code_check(&kA, 42, 8, "L42-K2T4-CWWD") == -1,
+	    "short code: bound to the patient");
+	ok(token_short_code_check(&kA, 43, 7, "L42-K2T4-CWWD") == -1,
+	    "short code: bound to the letter");
+	ok(token_short_code_check(&kB, 42, 7, "L42-K2T4-CWWD") == -1,
+	    "short code: bound to the key");
+	ok(token_short_code_check(&kA, 42, 7, "L42-K2T4-CWWDX") == -1,
+	    "short code: trailing junk refused");
+	ok(token_short_code(&kA, 0, 7, code, sizeof(code)) == -1 &&
+	    token_short_code(&kA, 42, -1, code, sizeof(code)) == -1,
+	    "short code: ids must be positive");
+	ok(token_short_code(&kA, 42, 7, small, sizeof(small)) == -1,
+	    "short code: short buffer refused");
+	ok(token_short_code(&kA, INT64_MAX, INT64_MAX, code,
+	    sizeof(code)) == 0 && strlen(code) < TOKEN_CODE_BUFSZ,
+	    "short code: largest ids fit");
+}
+
 int
 main(void)
 {
@@ -828,5 +861,6 @@ main(void)
 	test_garbage();
 	test_addresses();
 	test_args();
+	test_short_code();
 	return tap_done();
 }
