@@ -15,6 +15,10 @@ build_pkgs="ca-certificates gcc make autoconf automake pkg-config
 test_pkgs="$build_pkgs python3 age swaks mandoc bsdextrautils systemd
  procps psmisc coreutils iproute2 util-linux"
 bench_pkgs="$test_pkgs postfix"
+# libcurl for the webhook callbacks (src/webhook.c), GnuTLS flavour.
+build_pkgs="$build_pkgs libcurl4-gnutls-dev"
+test_pkgs="$test_pkgs libcurl4-gnutls-dev"
+bench_pkgs="$bench_pkgs libcurl4-gnutls-dev"
 
 case $what in
 build) pkgs=$build_pkgs ;;

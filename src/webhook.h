@@ -27,6 +27,8 @@ struct webhook_params {
 
 /* curl_global_init, once, before threads start.  0 or -1. */
 int	 webhook_global_init(void);
+/* curl_global_cleanup, once, after the last webhook_post returned. */
+void	 webhook_global_cleanup(void);
 
 /*
  * POST json to url.  Returns the HTTP status (200..599), or -1 when no
