@@ -15,6 +15,9 @@ build_pkgs="ca-certificates gcc make autoconf automake pkg-config
 test_pkgs="$build_pkgs python3 age swaks mandoc bsdextrautils systemd
  procps psmisc coreutils iproute2 util-linux"
 bench_pkgs="$test_pkgs postfix"
+build_pkgs="$build_pkgs libcairo2-dev libpango1.0-dev fonts-dejavu-core"
+test_pkgs="$test_pkgs libcairo2-dev libpango1.0-dev fonts-dejavu-core poppler-utils"
+bench_pkgs="$bench_pkgs libcairo2-dev libpango1.0-dev fonts-dejavu-core poppler-utils"
 
 case $what in
 build) pkgs=$build_pkgs ;;
