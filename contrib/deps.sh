@@ -1,10 +1,10 @@
 #!/bin/sh
 # contrib/deps.sh - install the Debian 12 packages sealpost needs to build,
 # run and test.  As root it runs apt-get; otherwise it prints the command.
-# Usage: contrib/deps.sh [build|test|bench]   (default: test; each is a
-# superset of the one before; bench adds Postfix for contrib/bench.sh and
-# tests/rig/postfix.sh, installed with no system configuration: nothing
-# listens on port 25)
+# Usage: contrib/deps.sh [build|test|bench]   (default: test; test is a
+# superset of build and includes Postfix for tests/rig/postfix.sh and
+# contrib/bench.sh, installed with no system configuration: nothing listens
+# on port 25; bench is the same set)
 set -eu
 what=${1:-test}
 
@@ -15,10 +15,15 @@ build_pkgs="ca-certificates gcc make autoconf automake pkg-config
 test_pkgs="$build_pkgs python3 age swaks mandoc bsdextrautils systemd
  procps psmisc coreutils iproute2 util-linux"
 bench_pkgs="$test_pkgs postfix"
-# libcurl for the webhook callbacks (src/webhook.c), GnuTLS flavour.
-build_pkgs="$build_pkgs libcurl4-gnutls-dev"
-test_pkgs="$test_pkgs libcurl4-gnutls-dev"
-bench_pkgs="$bench_pkgs libcurl4-gnutls-dev"
+# Libraries of single modules: libcurl (webhook.c, GnuTLS flavour), cairo
+# and pango (paper.c) with the fonts the printed letter uses.
+build_pkgs="$build_pkgs libcurl4-gnutls-dev libcairo2-dev libpango1.0-dev
+ fonts-dejavu-core"
+# Tests: poppler-utils reads the PDFs back; Postfix is the smarthost and
+# smtp-sink the mailbox of the letters-out tests.
+test_pkgs="$test_pkgs libcurl4-gnutls-dev libcairo2-dev libpango1.0-dev
+ fonts-dejavu-core poppler-utils postfix"
+bench_pkgs="$test_pkgs"
 
 case $what in
 build) pkgs=$build_pkgs ;;
