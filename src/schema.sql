@@ -1,4 +1,4 @@
--- schema.sql - the sealpost database schema (SQLite), current version: 1.
+-- schema.sql - the sealpost database schema (SQLite), current version: 2.
 --
 -- This file is for humans and for the unit test.  The store does not read
 -- it: store_open() applies the migrations compiled into src/store_sqlite.c
@@ -8,6 +8,9 @@
 -- builds a database from each and compares sqlite_master (comments and
 -- white space aside).  A new version appends a migration there and updates
 -- this file; a database with a newer version than the code is refused.
+-- Columns added by a later version (ALTER TABLE ADD COLUMN) are written
+-- where SQLite puts them: after the last column, before the table
+-- constraints; "-- 2:" marks them.
 --
 -- Conventions: times are seconds since the epoch (UTC); every row holding
 -- people or letters carries practice_id, and the composite foreign keys
@@ -30,7 +33,14 @@ CREATE TABLE practices (
 	domain		TEXT NOT NULL COLLATE NOCASE UNIQUE,
 	created		INTEGER NOT NULL,
 	archive_pk	BLOB CHECK (archive_pk IS NULL OR length(archive_pk) = 32),
-	archive_wrapped	BLOB CHECK (archive_wrapped IS NULL OR length(archive_wrapped) <= 128)
+	archive_wrapped	BLOB CHECK (archive_wrapped IS NULL OR length(archive_wrapped) <= 128),
+	-- 2: "notify" mails only a notice, the letter stays behind the link
+	content_policy	TEXT NOT NULL DEFAULT 'full'
+	    CHECK (content_policy IN ('full', 'notify')),
+	failsafe_email	TEXT,		-- alerts go here; NULL: none
+	reply_domain	TEXT,		-- NULL: domain
+	postal_address	TEXT,		-- paper letter header, LF-separated
+	phone		TEXT
 );
 
 CREATE TABLE clinicians (
@@ -58,6 +68,10 @@ CREATE TABLE patients (
 	created		INTEGER NOT NULL,
 	pk		BLOB CHECK (pk IS NULL OR length(pk) = 32),
 	wrapped		BLOB CHECK (wrapped IS NULL OR length(wrapped) <= 128),
+	-- 2:
+	postal_address	TEXT,		-- LF-separated
+	shared_ok	INTEGER NOT NULL DEFAULT 0
+	    CHECK (shared_ok IN (0, 1)),	-- shared address, with consent
 	CHECK (verified = 0 OR email IS NOT NULL),
 	UNIQUE (practice_id, id)
 );
@@ -72,6 +86,10 @@ CREATE TABLE clients (
 	default_author_id INTEGER,
 	revoked		INTEGER NOT NULL DEFAULT 0 CHECK (revoked IN (0, 1)),
 	created		INTEGER NOT NULL,
+	-- 2: delivery-state webhooks; the bearer token is wrapped
+	callback_url	TEXT,
+	callback_token	BLOB
+	    CHECK (callback_token IS NULL OR length(callback_token) <= 256),
 	UNIQUE (practice_id, id),
 	FOREIGN KEY (practice_id, default_author_id)
 	    REFERENCES clinicians (practice_id, id)
@@ -110,9 +128,109 @@ CREATE TABLE deliveries (
 	next_attempt	INTEGER NOT NULL,
 	updated		INTEGER NOT NULL,
 	last_error	TEXT,
+	-- 2:
+	priority	INTEGER NOT NULL DEFAULT 0 CHECK (priority >= 0),
+	message_id	TEXT,		-- set at the first claim, then kept
+	expires		INTEGER NOT NULL DEFAULT 0,	-- lifetime end
+	warn_at		INTEGER NOT NULL DEFAULT 0,	-- delay warning, 0: none
+	smtp_code	INTEGER NOT NULL DEFAULT 0,	-- last reply, 0: none
+	sent_at		INTEGER NOT NULL DEFAULT 0,
+	released	INTEGER NOT NULL DEFAULT 0 CHECK (released IN (0, 1)),
 	UNIQUE (letter_id, recipient)
 );
+-- Retries are claimed through deliveries_due, new ones urgent first
+-- through deliveries_queue; the partial indexes stay small.
 CREATE INDEX deliveries_due ON deliveries (state, next_attempt);
+CREATE INDEX deliveries_queue ON deliveries
+    (state, priority DESC, next_attempt);
+CREATE INDEX deliveries_warn ON deliveries (warn_at)
+    WHERE warn_at > 0;
+CREATE UNIQUE INDEX deliveries_message_id ON deliveries (message_id)
+    WHERE message_id IS NOT NULL;
+
+-- The state vocabularies (triggers: a CHECK cannot be added to a table).
+-- Deliveries:
+--   queued --claim--> sending --> sent | deferred | failed | expired
+--   queued|deferred --> held --release--> queued
+--   queued|deferred|held --> cancelled;  sent --bounce--> failed
+-- A letter is accepted while a delivery is open, held while one is held,
+-- sent when all are sent, paper once the failsafe ran, or cancelled.
+CREATE TRIGGER deliveries_state_insert BEFORE INSERT ON deliveries
+WHEN NEW.state NOT IN ('queued', 'sending', 'sent', 'deferred',
+    'failed', 'expired', 'cancelled', 'held')
+BEGIN
+	SELECT RAISE(ABORT, 'unknown delivery state');
+END;
+CREATE TRIGGER deliveries_state_update BEFORE UPDATE OF state
+    ON deliveries
+WHEN NEW.state NOT IN ('queued', 'sending', 'sent', 'deferred',
+    'failed', 'expired', 'cancelled', 'held')
+BEGIN
+	SELECT RAISE(ABORT, 'unknown delivery state');
+END;
+CREATE TRIGGER letters_state_insert BEFORE INSERT ON letters
+WHEN NEW.state NOT IN ('accepted', 'sent', 'paper', 'held',
+    'cancelled')
+BEGIN
+	SELECT RAISE(ABORT, 'unknown letter state');
+END;
+CREATE TRIGGER letters_state_update BEFORE UPDATE OF state ON letters
+WHEN NEW.state NOT IN ('accepted', 'sent', 'paper', 'held',
+    'cancelled')
+BEGIN
+	SELECT RAISE(ABORT, 'unknown letter state');
+END;
+
+-- The paper queue: a letter enters it once, when the failsafe runs
+-- (later reasons go to the audit log); the staff print and close it.
+CREATE TABLE paper (
+	letter_id	INTEGER PRIMARY KEY REFERENCES letters (id),
+	practice_id	INTEGER NOT NULL REFERENCES practices (id),
+	patient_id	INTEGER NOT NULL,
+	reason		TEXT NOT NULL,
+	created		INTEGER NOT NULL,
+	printed		INTEGER NOT NULL DEFAULT 0,	-- first print, 0: not yet
+	done		INTEGER NOT NULL DEFAULT 0,	-- closed, 0: open
+	done_by		TEXT,
+	FOREIGN KEY (practice_id, patient_id)
+	    REFERENCES patients (practice_id, id)
+);
+CREATE INDEX paper_open ON paper (done, created);
+
+-- Mails to the practice's failsafe address ("none": it had none).
+CREATE TABLE alerts (
+	id		INTEGER PRIMARY KEY,
+	practice_id	INTEGER NOT NULL REFERENCES practices (id),
+	letter_id	INTEGER REFERENCES letters (id),
+	delivery_id	INTEGER REFERENCES deliveries (id),
+	kind		TEXT NOT NULL CHECK (length(kind) BETWEEN 1 AND 15),
+	reason		TEXT NOT NULL,
+	created		INTEGER NOT NULL,
+	state		TEXT NOT NULL DEFAULT 'queued' CHECK (state IN ('queued',
+	    'sending', 'sent', 'failed', 'none')),
+	attempts	INTEGER NOT NULL DEFAULT 0,
+	next_attempt	INTEGER NOT NULL,
+	message_id	TEXT,
+	last_error	TEXT
+);
+CREATE INDEX alerts_due ON alerts (state, next_attempt);
+
+-- Webhook events for the client that submitted the letter; the payload
+-- is JSON made by the store, ids and states only, never content.
+CREATE TABLE callbacks (
+	id		INTEGER PRIMARY KEY,
+	client_id	INTEGER NOT NULL REFERENCES clients (id),
+	practice_id	INTEGER NOT NULL REFERENCES practices (id),
+	delivery_id	INTEGER NOT NULL REFERENCES deliveries (id),
+	payload		TEXT NOT NULL,
+	state		TEXT NOT NULL DEFAULT 'queued' CHECK (state IN ('queued',
+	    'sending', 'sent', 'failed')),
+	attempts	INTEGER NOT NULL DEFAULT 0,
+	next_attempt	INTEGER NOT NULL,
+	created		INTEGER NOT NULL,
+	http_status	INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX callbacks_due ON callbacks (state, next_attempt);
 
 -- Idempotency-Key of a submission: a repeat returns the first letter.
 CREATE TABLE idempotency (
@@ -145,4 +263,4 @@ BEGIN
 	SELECT RAISE(ABORT, 'audit is append-only');
 END;
 
-PRAGMA user_version = 1;
+PRAGMA user_version = 2;

@@ -161,7 +161,7 @@ struct store_letter {
 	int		 priority;
 	char		*channel;
 	char		*state;			/* "accepted", "sent", "paper",
-						   "held" */
+						   "held", "cancelled" */
 	char		*paper_reason;		/* NULL unless state "paper" */
 	int64_t		 created;
 	size_t		 sealed_len;
@@ -456,7 +456,8 @@ struct store_queue_row {
 	int64_t		 next_attempt, created;
 	char		 last_error[200];
 };
-/* states: '|'-separated filter, NULL = every open state. */
+/* states: '|'-separated filter, NULL = every open state; oldest first;
+ * max 0: no limit. */
 int	 store_queue_list(struct store *, const char *states, size_t max,
 	    struct store_queue_row **, size_t *n, const char **error_r);
 

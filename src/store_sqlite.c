@@ -13,7 +13,18 @@
  * store_clinician_get, store_clinician_by_email, store_patient_get,
  * store_client_by_token, store_*_free, store_letters_commit,
  * store_idem_lookup, store_letter_get, store_letter_sealed,
- * store_letter_free, store_audit, store_audit_verify, store_stats.
+ * store_letter_free, store_audit, store_audit_verify, store_stats;
+ * schema 2: store_practice_set, store_patient_set, store_client_set,
+ * store_client_set_callback_token, store_client_get, store_address_shared,
+ * store_deliveries_claim, store_claims_free, store_deliveries_update,
+ * store_deliveries_recover, store_deliveries_warn, store_delivery_get,
+ * store_delivery_free, store_letter_release, store_letter_cancel,
+ * store_deliveries_retry, store_queue_stats, store_queue_list,
+ * store_alerts_claim, store_alerts_free, store_alert_done,
+ * store_callbacks_claim, store_callbacks_free, store_callback_done,
+ * store_paper_list, store_paper_get, store_paper_printed,
+ * store_paper_done; for the tests (store_sqlite.h): store_sqlite_create,
+ * store_sqlite_plan.
  *
  * Schema: store_migrations[i] takes a database from PRAGMA user_version i
  * to i + 1.  store_open() applies the missing ones in order inside one
@@ -33,6 +44,17 @@
  * STORE_ERROR.  Reasons are static strings or a thread-local buffer holding
  * sqlite3_errmsg(), which names constraints and columns but never values.
  * Every statement is reset after use, so no read snapshot outlives a call.
+ *
+ * The queue (schema 2): every change of a delivery is one committed
+ * transaction before anyone acts on it.  Claims walk deliveries_queue
+ * (urgent first, then oldest) and deliveries_due (retries by due time)
+ * with INDEXED BY, so a claim costs what it returns, whatever the backlog;
+ * store_sqlite_plan lets the tests check the plans.  A transition is
+ * checked against the state diagram of store.h before the transaction,
+ * applied only from the states it names, and carries its side effects
+ * (paper row, alert row, callback row, audit row) in the same transaction.
+ * Queue calls made inside an admin's open transaction use a savepoint, so
+ * a failure undoes only their own writes.
  */
 #include "build.h"
 
@@ -43,13 +65,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
 
 #include "hash.h"
 #include "log.h"
+#include "mime.h"
 #include "store.h"
+#include "store_sqlite.h"
 #include "util.h"
 
 #define STORE_APPLICATION_ID	1397047628	/* 0x5345414c, "SEAL" */
@@ -58,6 +83,9 @@
 #define STORE_TEXT_MAX		1024	/* bound on any text column we write */
 #define STORE_IDEM_KEY_MAX	255
 #define STORE_ERRBUF_LEN	256
+#define STORE_LIFETIME		(72 * 3600)	/* default lifetime */
+#define STORE_CLAIM_MAX		10000	/* rows of one claim */
+#define STORE_REASON_MAX	199	/* alert and paper reasons, bytes */
 
 /*
  * The migrations, in order.  Never edit a published one: append a new
@@ -179,6 +207,118 @@ static const char *const store_migrations[] = {
 	"BEGIN\n"
 	"  SELECT RAISE(ABORT, 'audit is append-only');\n"
 	"END;\n",
+
+	/*
+	 * 2: the delivery queue, practice settings, alerts, callbacks and
+	 * the paper queue.  ADD COLUMN keeps the migration cheap (no table
+	 * copy of the sealed blobs); the state vocabularies of the old
+	 * tables are enforced by triggers since a CHECK cannot be added.
+	 * Existing deliveries get the default lifetime from their last
+	 * update and their letter's priority.
+	 */
+	"ALTER TABLE practices ADD COLUMN content_policy TEXT NOT NULL\n"
+	"    DEFAULT 'full' CHECK (content_policy IN ('full', 'notify'));\n"
+	"ALTER TABLE practices ADD COLUMN failsafe_email TEXT;\n"
+	"ALTER TABLE practices ADD COLUMN reply_domain TEXT;\n"
+	"ALTER TABLE practices ADD COLUMN postal_address TEXT;\n"
+	"ALTER TABLE practices ADD COLUMN phone TEXT;\n"
+	"ALTER TABLE patients ADD COLUMN postal_address TEXT;\n"
+	"ALTER TABLE patients ADD COLUMN shared_ok INTEGER NOT NULL\n"
+	"    DEFAULT 0 CHECK (shared_ok IN (0, 1));\n"
+	"ALTER TABLE clients ADD COLUMN callback_url TEXT;\n"
+	"ALTER TABLE clients ADD COLUMN callback_token BLOB\n"
+	"    CHECK (callback_token IS NULL OR length(callback_token) <= 256);\n"
+	"ALTER TABLE deliveries ADD COLUMN priority INTEGER NOT NULL\n"
+	"    DEFAULT 0 CHECK (priority >= 0);\n"
+	"ALTER TABLE deliveries ADD COLUMN message_id TEXT;\n"
+	"ALTER TABLE deliveries ADD COLUMN expires INTEGER NOT NULL\n"
+	"    DEFAULT 0;\n"
+	"ALTER TABLE deliveries ADD COLUMN warn_at INTEGER NOT NULL\n"
+	"    DEFAULT 0;\n"
+	"ALTER TABLE deliveries ADD COLUMN smtp_code INTEGER NOT NULL\n"
+	"    DEFAULT 0;\n"
+	"ALTER TABLE deliveries ADD COLUMN sent_at INTEGER NOT NULL\n"
+	"    DEFAULT 0;\n"
+	"ALTER TABLE deliveries ADD COLUMN released INTEGER NOT NULL\n"
+	"    DEFAULT 0 CHECK (released IN (0, 1));\n"
+	"UPDATE deliveries SET expires = updated + 259200,\n"
+	"    priority = (SELECT priority FROM letters\n"
+	"        WHERE letters.id = deliveries.letter_id);\n"
+	"CREATE INDEX deliveries_queue ON deliveries\n"
+	"    (state, priority DESC, next_attempt);\n"
+	"CREATE INDEX deliveries_warn ON deliveries (warn_at)\n"
+	"    WHERE warn_at > 0;\n"
+	"CREATE UNIQUE INDEX deliveries_message_id ON deliveries (message_id)\n"
+	"    WHERE message_id IS NOT NULL;\n"
+	"CREATE TRIGGER deliveries_state_insert BEFORE INSERT ON deliveries\n"
+	"WHEN NEW.state NOT IN ('queued', 'sending', 'sent', 'deferred',\n"
+	"    'failed', 'expired', 'cancelled', 'held')\n"
+	"BEGIN\n"
+	"  SELECT RAISE(ABORT, 'unknown delivery state');\n"
+	"END;\n"
+	"CREATE TRIGGER deliveries_state_update BEFORE UPDATE OF state\n"
+	"    ON deliveries\n"
+	"WHEN NEW.state NOT IN ('queued', 'sending', 'sent', 'deferred',\n"
+	"    'failed', 'expired', 'cancelled', 'held')\n"
+	"BEGIN\n"
+	"  SELECT RAISE(ABORT, 'unknown delivery state');\n"
+	"END;\n"
+	"CREATE TRIGGER letters_state_insert BEFORE INSERT ON letters\n"
+	"WHEN NEW.state NOT IN ('accepted', 'sent', 'paper', 'held',\n"
+	"    'cancelled')\n"
+	"BEGIN\n"
+	"  SELECT RAISE(ABORT, 'unknown letter state');\n"
+	"END;\n"
+	"CREATE TRIGGER letters_state_update BEFORE UPDATE OF state\n"
+	"    ON letters\n"
+	"WHEN NEW.state NOT IN ('accepted', 'sent', 'paper', 'held',\n"
+	"    'cancelled')\n"
+	"BEGIN\n"
+	"  SELECT RAISE(ABORT, 'unknown letter state');\n"
+	"END;\n"
+	"CREATE TABLE paper (\n"
+	"  letter_id INTEGER PRIMARY KEY REFERENCES letters (id),\n"
+	"  practice_id INTEGER NOT NULL REFERENCES practices (id),\n"
+	"  patient_id INTEGER NOT NULL,\n"
+	"  reason TEXT NOT NULL,\n"
+	"  created INTEGER NOT NULL,\n"
+	"  printed INTEGER NOT NULL DEFAULT 0,\n"
+	"  done INTEGER NOT NULL DEFAULT 0,\n"
+	"  done_by TEXT,\n"
+	"  FOREIGN KEY (practice_id, patient_id)\n"
+	"      REFERENCES patients (practice_id, id)\n"
+	");\n"
+	"CREATE INDEX paper_open ON paper (done, created);\n"
+	"CREATE TABLE alerts (\n"
+	"  id INTEGER PRIMARY KEY,\n"
+	"  practice_id INTEGER NOT NULL REFERENCES practices (id),\n"
+	"  letter_id INTEGER REFERENCES letters (id),\n"
+	"  delivery_id INTEGER REFERENCES deliveries (id),\n"
+	"  kind TEXT NOT NULL CHECK (length(kind) BETWEEN 1 AND 15),\n"
+	"  reason TEXT NOT NULL,\n"
+	"  created INTEGER NOT NULL,\n"
+	"  state TEXT NOT NULL DEFAULT 'queued' CHECK (state IN ('queued',\n"
+	"      'sending', 'sent', 'failed', 'none')),\n"
+	"  attempts INTEGER NOT NULL DEFAULT 0,\n"
+	"  next_attempt INTEGER NOT NULL,\n"
+	"  message_id TEXT,\n"
+	"  last_error TEXT\n"
+	");\n"
+	"CREATE INDEX alerts_due ON alerts (state, next_attempt);\n"
+	"CREATE TABLE callbacks (\n"
+	"  id INTEGER PRIMARY KEY,\n"
+	"  client_id INTEGER NOT NULL REFERENCES clients (id),\n"
+	"  practice_id INTEGER NOT NULL REFERENCES practices (id),\n"
+	"  delivery_id INTEGER NOT NULL REFERENCES deliveries (id),\n"
+	"  payload TEXT NOT NULL,\n"
+	"  state TEXT NOT NULL DEFAULT 'queued' CHECK (state IN ('queued',\n"
+	"      'sending', 'sent', 'failed')),\n"
+	"  attempts INTEGER NOT NULL DEFAULT 0,\n"
+	"  next_attempt INTEGER NOT NULL,\n"
+	"  created INTEGER NOT NULL,\n"
+	"  http_status INTEGER NOT NULL DEFAULT 0\n"
+	");\n"
+	"CREATE INDEX callbacks_due ON callbacks (state, next_attempt);\n",
 };
 #define STORE_SCHEMA_VERSION	((int)nitems(store_migrations))
 
@@ -212,18 +352,80 @@ enum store_stmt {
 	ST_AUDIT_INSERT,
 	ST_AUDIT_WALK,
 	ST_STATS,
+	/* schema 2 */
+	ST_SAVEPOINT,
+	ST_RELEASE,
+	ST_ROLLBACK_TO,
+	ST_CLIENT_GET,
+	ST_CLIENT_TOKEN_SET,
+	ST_ADDRESS_SHARED,
+	ST_CLAIM_QUEUED,
+	ST_CLAIM_DEFERRED,
+	ST_CLAIM_READ,
+	ST_CLAIM_MARK,
+	ST_DELIVERY_STATE,
+	ST_DELIVERY_APPLY,
+	ST_DELIVERY_GET,
+	ST_LETTER_HEAD,
+	ST_LETTER_COUNTS,
+	ST_LETTER_STATE_SET,
+	ST_PAPER_INSERT,
+	ST_ALERT_INSERT,
+	ST_CALLBACK_INSERT,
+	ST_CALLBACK_PAYLOAD,
+	ST_RECOVER_DELIVERIES,
+	ST_RECOVER_ALERTS,
+	ST_RECOVER_CALLBACKS,
+	ST_WARN_DUE,
+	ST_WARN_CLEAR,
+	ST_RELEASE_IDS,
+	ST_RELEASE_ONE,
+	ST_CANCEL_IDS,
+	ST_CANCEL_ONE,
+	ST_RETRY_LETTER,
+	ST_RETRY_ALL,
+	ST_QSTATS_STATES,
+	ST_QSTATS_MORE,
+	ST_QUEUE_LIST,
+	ST_ALERTS_DUE,
+	ST_ALERT_READ,
+	ST_ALERT_MARK,
+	ST_ALERT_NONE,
+	ST_ALERT_DONE,
+	ST_CALLBACKS_DUE,
+	ST_CALLBACK_READ,
+	ST_CALLBACK_MARK,
+	ST_CALLBACK_DROP,
+	ST_CALLBACK_DONE,
+	ST_PAPER_LIST_OPEN,
+	ST_PAPER_LIST_ALL,
+	ST_PAPER_GET,
+	ST_PAPER_PRINTED,
+	ST_PAPER_DONE,
 	ST_MAX
 };
 
 #define PRACTICE_COLS \
-	"id, name, domain, created, archive_pk, archive_wrapped"
+	"id, name, domain, created, archive_pk, archive_wrapped, " \
+	"content_policy, failsafe_email, reply_domain, postal_address, phone"
 #define CLINICIAN_COLS \
 	"id, practice_id, name, email, role, active, created, pk, wrapped"
 #define PATIENT_COLS \
 	"id, practice_id, name, email, verified, consent, age_recipient, " \
-	"created, pk, wrapped"
+	"created, pk, wrapped, postal_address, shared_ok"
 #define CLIENT_COLS \
-	"id, practice_id, name, default_author_id, revoked, created"
+	"id, practice_id, name, default_author_id, revoked, created, " \
+	"callback_url, callback_token"
+#define DELIVERY_COLS \
+	"id, recipient, address, state, attempts, next_attempt, updated, " \
+	"last_error, letter_id, practice_id, priority, message_id, expires, " \
+	"warn_at, smtp_code, sent_at, released"
+#define PAPER_COLS \
+	"letter_id, practice_id, patient_id, reason, created, printed, " \
+	"done, done_by"
+/* The open delivery states, as an SQL list. */
+#define OPEN_STATES \
+	"('queued', 'sending', 'deferred', 'held')"
 
 static const char *const store_sql[ST_MAX] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -263,7 +465,8 @@ static const char *const store_sql[ST_MAX] = {
 	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'accepted', ?7, ?8, ?9, ?10)",
 	[ST_DELIVERY_INSERT] = "INSERT INTO deliveries (letter_id, "
 	    "practice_id, recipient, address, state, attempts, next_attempt, "
-	    "updated) VALUES (?1, ?2, 'patient', ?3, 'queued', 0, ?4, ?4)",
+	    "updated, priority, expires, warn_at) "
+	    "VALUES (?1, ?2, 'patient', ?3, 'queued', 0, ?4, ?4, ?5, ?6, ?7)",
 	[ST_IDEM_GET] = "SELECT req_hash, letter_id FROM idempotency "
 	    "WHERE client_id = ?1 AND key = ?2",
 	[ST_IDEM_INSERT] = "INSERT INTO idempotency (practice_id, client_id, "
@@ -271,9 +474,10 @@ static const char *const store_sql[ST_MAX] = {
 	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[ST_LETTER_GET] = "SELECT id, practice_id, client_id, patient_id, "
 	    "author_id, priority, channel, state, created, sealed_len, "
-	    "sealed_sha256 FROM letters WHERE id = ?1",
-	[ST_LETTER_DELIVERIES] = "SELECT id, recipient, address, state, "
-	    "attempts, next_attempt, updated, last_error FROM deliveries "
+	    "sealed_sha256, CASE state WHEN 'paper' THEN (SELECT reason "
+	    "FROM paper WHERE paper.letter_id = letters.id) END "
+	    "FROM letters WHERE id = ?1",
+	[ST_LETTER_DELIVERIES] = "SELECT " DELIVERY_COLS " FROM deliveries "
 	    "WHERE letter_id = ?1 ORDER BY id",
 	[ST_LETTER_SEALED] = "SELECT sealed FROM letters WHERE id = ?1",
 	[ST_AUDIT_LAST] = "SELECT hash FROM audit ORDER BY id DESC LIMIT 1",
@@ -287,7 +491,152 @@ static const char *const store_sql[ST_MAX] = {
 	    "(SELECT count(*) FROM clients), "
 	    "(SELECT count(*) FROM letters), "
 	    "(SELECT count(*) FROM deliveries WHERE state = 'queued'), "
-	    "(SELECT count(*) FROM audit)"
+	    "(SELECT count(*) FROM audit)",
+
+	/* schema 2 */
+	[ST_SAVEPOINT] = "SAVEPOINT store",
+	[ST_RELEASE] = "RELEASE store",
+	[ST_ROLLBACK_TO] = "ROLLBACK TO store",
+	[ST_CLIENT_GET] = "SELECT " CLIENT_COLS " FROM clients WHERE id = ?1",
+	[ST_CLIENT_TOKEN_SET] = "UPDATE clients SET callback_token = ?2 "
+	    "WHERE id = ?1",
+	[ST_ADDRESS_SHARED] = "SELECT count(*) FROM patients "
+	    "WHERE practice_id = ?1 AND id <> ?2 AND email = ?3 AND "
+	    "(shared_ok = 0 OR coalesce((SELECT shared_ok FROM patients "
+	    "WHERE id = ?2), 0) = 0)",
+	/* Both claims walk an index in claim order and stop at the limit:
+	 * the cost follows the number claimed, not the backlog. */
+	[ST_CLAIM_QUEUED] = "SELECT id FROM deliveries "
+	    "INDEXED BY deliveries_queue WHERE state = 'queued' AND "
+	    "next_attempt <= ?1 ORDER BY priority DESC, next_attempt, id "
+	    "LIMIT ?2",
+	[ST_CLAIM_DEFERRED] = "SELECT id FROM deliveries "
+	    "INDEXED BY deliveries_due WHERE state = 'deferred' AND "
+	    "next_attempt <= ?1 ORDER BY next_attempt, id LIMIT ?2",
+	[ST_CLAIM_READ] = "SELECT d.letter_id, d.practice_id, l.patient_id, "
+	    "l.client_id, l.author_id, d.priority, d.attempts, d.released, "
+	    "l.created, d.expires, d.address, d.message_id, p.domain, "
+	    "l.sealed FROM deliveries d JOIN letters l ON l.id = d.letter_id "
+	    "JOIN practices p ON p.id = d.practice_id WHERE d.id = ?1",
+	[ST_CLAIM_MARK] = "UPDATE deliveries SET state = 'sending', "
+	    "attempts = attempts + 1, message_id = ?2, updated = ?3 "
+	    "WHERE id = ?1 AND state IN ('queued', 'deferred')",
+	[ST_DELIVERY_STATE] = "SELECT state, letter_id FROM deliveries "
+	    "WHERE id = ?1",
+	[ST_DELIVERY_APPLY] = "UPDATE deliveries SET state = ?2, "
+	    "next_attempt = CASE WHEN ?3 > 0 THEN ?3 ELSE next_attempt END, "
+	    "smtp_code = ?4, last_error = ?5, updated = ?6, "
+	    "sent_at = CASE WHEN ?2 = 'sent' THEN ?6 ELSE sent_at END, "
+	    "address = coalesce(?7, address), "
+	    "warn_at = CASE WHEN ?2 IN " OPEN_STATES " THEN warn_at ELSE 0 END "
+	    "WHERE id = ?1",
+	[ST_DELIVERY_GET] = "SELECT " DELIVERY_COLS " FROM deliveries "
+	    "WHERE id = ?1",
+	[ST_LETTER_HEAD] = "SELECT l.state, l.practice_id, l.patient_id, "
+	    "l.client_id, p.email FROM letters l "
+	    "JOIN patients p ON p.id = l.patient_id WHERE l.id = ?1",
+	[ST_LETTER_COUNTS] = "SELECT state, count(*) FROM deliveries "
+	    "WHERE letter_id = ?1 GROUP BY state",
+	[ST_LETTER_STATE_SET] = "UPDATE letters SET state = ?2 WHERE id = ?1",
+	[ST_PAPER_INSERT] = "INSERT INTO paper (letter_id, practice_id, "
+	    "patient_id, reason, created) SELECT id, practice_id, patient_id, "
+	    "?2, ?3 FROM letters WHERE id = ?1 "
+	    "ON CONFLICT (letter_id) DO NOTHING",
+	[ST_ALERT_INSERT] = "INSERT INTO alerts (practice_id, letter_id, "
+	    "delivery_id, kind, reason, created, state, attempts, "
+	    "next_attempt) SELECT id, ?2, ?3, ?4, ?5, ?6, "
+	    "CASE WHEN failsafe_email IS NULL THEN 'none' ELSE 'queued' END, "
+	    "0, ?6 FROM practices WHERE id = ?1",
+	[ST_CALLBACK_INSERT] = "INSERT INTO callbacks (client_id, "
+	    "practice_id, delivery_id, payload, state, attempts, "
+	    "next_attempt, created, http_status) SELECT id, practice_id, ?2, "
+	    "'', 'queued', 0, ?3, ?3, 0 FROM clients "
+	    "WHERE id = ?1 AND callback_url IS NOT NULL",
+	[ST_CALLBACK_PAYLOAD] = "UPDATE callbacks SET payload = ?2 "
+	    "WHERE id = ?1",
+	[ST_RECOVER_DELIVERIES] = "UPDATE deliveries SET state = 'queued', "
+	    "updated = ?1 WHERE state = 'sending'",
+	[ST_RECOVER_ALERTS] = "UPDATE alerts SET state = 'queued' "
+	    "WHERE state = 'sending'",
+	[ST_RECOVER_CALLBACKS] = "UPDATE callbacks SET state = 'queued' "
+	    "WHERE state = 'sending'",
+	[ST_WARN_DUE] = "SELECT id, letter_id, practice_id, last_error "
+	    "FROM deliveries INDEXED BY deliveries_warn "
+	    "WHERE warn_at > 0 AND warn_at <= ?1 AND state IN " OPEN_STATES
+	    " ORDER BY warn_at, id LIMIT ?2",
+	[ST_WARN_CLEAR] = "UPDATE deliveries SET warn_at = 0 WHERE id = ?1",
+	[ST_RELEASE_IDS] = "SELECT id FROM deliveries "
+	    "WHERE letter_id = ?1 AND state = 'held' ORDER BY id",
+	[ST_RELEASE_ONE] = "UPDATE deliveries SET state = 'queued', "
+	    "released = 1, address = ?2, next_attempt = ?3, updated = ?3 "
+	    "WHERE id = ?1",
+	[ST_CANCEL_IDS] = "SELECT id FROM deliveries WHERE letter_id = ?1 "
+	    "AND state IN ('queued', 'deferred', 'held') ORDER BY id",
+	[ST_CANCEL_ONE] = "UPDATE deliveries SET state = 'cancelled', "
+	    "warn_at = 0, updated = ?2 WHERE id = ?1",
+	[ST_RETRY_LETTER] = "UPDATE deliveries SET next_attempt = ?2, "
+	    "updated = ?2 WHERE letter_id = ?1 AND state = 'deferred'",
+	[ST_RETRY_ALL] = "UPDATE deliveries SET next_attempt = ?1, "
+	    "updated = ?1 WHERE state = 'deferred'",
+	[ST_QSTATS_STATES] = "SELECT state, count(*) FROM deliveries "
+	    "GROUP BY state",
+	[ST_QSTATS_MORE] = "SELECT (SELECT min(l.created) FROM deliveries d "
+	    "JOIN letters l ON l.id = d.letter_id "
+	    "WHERE d.state IN " OPEN_STATES "), "
+	    "(SELECT count(*) FROM paper WHERE done = 0), "
+	    "(SELECT count(*) FROM alerts WHERE state = 'queued'), "
+	    "(SELECT count(*) FROM callbacks WHERE state = 'queued'), "
+	    "(SELECT min(next_attempt) FROM deliveries "
+	    "WHERE state = 'queued'), "
+	    "(SELECT min(next_attempt) FROM deliveries "
+	    "WHERE state = 'deferred')",
+	[ST_QUEUE_LIST] = "SELECT d.id, d.letter_id, l.patient_id, d.state, "
+	    "d.attempts, d.next_attempt, l.created, d.last_error "
+	    "FROM deliveries d JOIN letters l ON l.id = d.letter_id "
+	    "WHERE d.state IN (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+	    "ORDER BY d.id LIMIT ?9",
+	[ST_ALERTS_DUE] = "SELECT id FROM alerts INDEXED BY alerts_due "
+	    "WHERE state = 'queued' AND next_attempt <= ?1 "
+	    "ORDER BY next_attempt, id LIMIT ?2",
+	[ST_ALERT_READ] = "SELECT a.practice_id, a.letter_id, "
+	    "a.delivery_id, l.patient_id, a.kind, a.reason, a.created, "
+	    "a.attempts, p.failsafe_email, a.message_id, p.domain "
+	    "FROM alerts a JOIN practices p ON p.id = a.practice_id "
+	    "LEFT JOIN letters l ON l.id = a.letter_id WHERE a.id = ?1",
+	[ST_ALERT_MARK] = "UPDATE alerts SET state = 'sending', "
+	    "attempts = attempts + 1, message_id = ?2 "
+	    "WHERE id = ?1 AND state = 'queued'",
+	[ST_ALERT_NONE] = "UPDATE alerts SET state = 'none' WHERE id = ?1",
+	[ST_ALERT_DONE] = "UPDATE alerts SET state = ?2, "
+	    "next_attempt = CASE WHEN ?2 = 'queued' THEN ?3 "
+	    "ELSE next_attempt END, last_error = ?4 "
+	    "WHERE id = ?1 AND state = 'sending'",
+	[ST_CALLBACKS_DUE] = "SELECT id FROM callbacks "
+	    "INDEXED BY callbacks_due WHERE state = 'queued' AND "
+	    "next_attempt <= ?1 ORDER BY next_attempt, id LIMIT ?2",
+	[ST_CALLBACK_READ] = "SELECT cb.client_id, cb.delivery_id, "
+	    "cb.attempts, c.callback_url, c.revoked, cb.payload, "
+	    "c.callback_token FROM callbacks cb "
+	    "JOIN clients c ON c.id = cb.client_id WHERE cb.id = ?1",
+	[ST_CALLBACK_MARK] = "UPDATE callbacks SET state = 'sending', "
+	    "attempts = attempts + 1 WHERE id = ?1 AND state = 'queued'",
+	[ST_CALLBACK_DROP] = "UPDATE callbacks SET state = 'failed' "
+	    "WHERE id = ?1",
+	[ST_CALLBACK_DONE] = "UPDATE callbacks SET state = ?2, "
+	    "next_attempt = CASE WHEN ?2 = 'queued' THEN ?3 "
+	    "ELSE next_attempt END, http_status = ?4 "
+	    "WHERE id = ?1 AND state = 'sending'",
+	[ST_PAPER_LIST_OPEN] = "SELECT " PAPER_COLS " FROM paper "
+	    "WHERE done = 0 AND (?1 = 0 OR practice_id = ?1) "
+	    "ORDER BY created, letter_id",
+	[ST_PAPER_LIST_ALL] = "SELECT " PAPER_COLS " FROM paper "
+	    "WHERE ?1 = 0 OR practice_id = ?1 ORDER BY created, letter_id",
+	[ST_PAPER_GET] = "SELECT " PAPER_COLS " FROM paper "
+	    "WHERE letter_id = ?1",
+	[ST_PAPER_PRINTED] = "UPDATE paper SET printed = CASE WHEN "
+	    "printed = 0 THEN ?2 ELSE printed END WHERE letter_id = ?1",
+	[ST_PAPER_DONE] = "UPDATE paper SET done = ?2, done_by = ?3 "
+	    "WHERE letter_id = ?1 AND done = 0"
 };
 
 struct store {
@@ -312,7 +661,9 @@ static int	 store_pragma_int(struct store *, const char *, int *,
 		    const char **);
 static int	 store_create_file(const char *, const char **);
 static int	 store_configure(struct store *, const char **);
-static int	 store_migrate(struct store *, const char **);
+static int	 store_open_at(const char *, int, int, struct store **,
+		    const char **);
+static int	 store_migrate(struct store *, int, const char **);
 static int	 store_check_version(int, const char **);
 static int	 store_text_ok(const char *, int);
 static void	 store_bind_text(sqlite3_stmt *, int, const char *);
@@ -328,6 +679,10 @@ static int	 store_fetch(struct store *, sqlite3_stmt *, const char *,
 static void	 store_read_practice(sqlite3_stmt *, struct store_practice *);
 static void	 store_read_clinician(sqlite3_stmt *,
 		    struct store_clinician *);
+static void	 store_read_client(sqlite3_stmt *, struct store_client *);
+static void	 store_read_delivery(sqlite3_stmt *,
+		    struct store_delivery *);
+static void	 store_delivery_clear(struct store_delivery *);
 static int	 store_practice_query(struct store *, enum store_stmt,
 		    int64_t, const char *, struct store_practice **,
 		    const char **);
@@ -345,6 +700,45 @@ static int	 store_audit_last(struct store *, unsigned char *,
 		    const char **);
 static int	 store_audit_append(struct store *, int64_t, const char *,
 		    const char *, const char *, const char *, unsigned char *,
+		    const char **);
+
+struct store_head;
+static int	 store_tx_begin(struct store *, int *, const char **);
+static int	 store_tx_end(struct store *, int, int, const char **);
+static void	 store_clip(char *, size_t, const char *);
+static int	 store_dstate_known(const char *, size_t);
+static int	 store_states_parse(const char *, char [][16], size_t,
+		    size_t *);
+static int	 store_dstate_final(const char *);
+static int	 store_edge_ok(const char *, const char *);
+static int	 store_ids(struct store *, enum store_stmt, int64_t, int64_t,
+		    int64_t **, size_t *, const char **);
+static char	*store_json_str(const char *);
+static char	*store_callback_json(int64_t,
+		    const struct store_transition *, int64_t, int64_t);
+static int	 store_letter_head(struct store *, int64_t,
+		    struct store_head *, const char **);
+static int	 store_letter_restate(struct store *, int64_t, const char *,
+		    int, const char **);
+static int	 store_alert_add(struct store *, int64_t, int64_t, int64_t,
+		    const char *, const char *, int64_t, const char **);
+static const char *store_text_check(const char *, int);
+static int	 store_set_field(struct store *, const char *, int64_t,
+		    const char *, const char *, const char **);
+static int	 store_claim_one(struct store *, int64_t, int64_t,
+		    struct store_claim *, const char **);
+static const char *store_transition_check(const struct store_transition *);
+static int	 store_transition_one(struct store *,
+		    struct store_transition *, int64_t, unsigned char *,
+		    const char **);
+static int	 store_letter_admin(struct store *, int64_t, const char *,
+		    int, int64_t *, const char **);
+static int	 store_alert_one(struct store *, int64_t,
+		    struct store_alert *, int *, const char **);
+static int	 store_callback_one(struct store *, int64_t,
+		    struct store_callback *, int *, const char **);
+static void	 store_read_paper(sqlite3_stmt *, struct store_paper *);
+static int	 store_paper_mark(struct store *, int64_t, const char *, int,
 		    const char **);
 
 /* Map an SQLite result code to STORE_BUSY (retry later) or STORE_ERROR. */
@@ -559,9 +953,10 @@ store_check_version(int v, const char **error_r)
 	return STORE_OK;
 }
 
-/* Bring the schema to STORE_SCHEMA_VERSION, one transaction for all. */
+/* Bring the schema to version target (STORE_SCHEMA_VERSION but in
+ * tests), one transaction for all. */
 static int
-store_migrate(struct store *s, const char **error_r)
+store_migrate(struct store *s, int target, const char **error_r)
 {
 	char	 sql[64];
 	int	 rc, v, app, from;
@@ -576,7 +971,7 @@ store_migrate(struct store *s, const char **error_r)
 		return rc;
 	if ((rc = store_check_version(v, error_r)) != STORE_OK)
 		return rc;
-	if (v == STORE_SCHEMA_VERSION) {
+	if (v >= target) {
 		s->version = v;
 		return STORE_OK;
 	}
@@ -596,7 +991,7 @@ store_migrate(struct store *s, const char **error_r)
 	    (rc = store_check_version(v, error_r)) != STORE_OK)
 		goto fail;
 	from = v;
-	for (; v < STORE_SCHEMA_VERSION; v++) {
+	for (; v < target; v++) {
 		rc = store_exec(s, store_migrations[v], "migrate", error_r);
 		if (rc != STORE_OK)
 			goto fail;
@@ -620,6 +1015,30 @@ fail:
 /* Open (and migrate) a database; a newer schema version is refused. */
 int
 store_open(const char *path, int flags, struct store **sp,
+    const char **error_r)
+{
+	return store_open_at(path, flags, STORE_SCHEMA_VERSION, sp, error_r);
+}
+
+/* Create a database with only the first version migrations (tests). */
+int
+store_sqlite_create(const char *path, int version, const char **error_r)
+{
+	struct store	*s = NULL;
+	int		 rc;
+
+	if (version < 1 || version > STORE_SCHEMA_VERSION) {
+		*error_r = "no such schema version";
+		return STORE_ERROR;
+	}
+	rc = store_open_at(path, STORE_CREATE, version, &s, error_r);
+	store_close(&s);
+	return rc;
+}
+
+/* Open a database and migrate it to version target. */
+static int
+store_open_at(const char *path, int flags, int target, struct store **sp,
     const char **error_r)
 {
 	struct store	*s;
@@ -660,7 +1079,7 @@ store_open(const char *path, int flags, struct store **sp,
 		return rc;
 	}
 	if ((rc = store_configure(s, error_r)) != STORE_OK ||
-	    (rc = store_migrate(s, error_r)) != STORE_OK) {
+	    (rc = store_migrate(s, target, error_r)) != STORE_OK) {
 		store_close(&s);
 		return rc;
 	}
@@ -1038,6 +1457,11 @@ store_read_practice(sqlite3_stmt *st, struct store_practice *p)
 	if (store_col_blob(st, 5, p->archive_wrapped, STORE_WRAPPED_MAX,
 	    &p->archive_wrapped_len) == -1)
 		p->archive_wrapped_len = 0;
+	p->content_policy = store_col_str(st, 6);
+	p->failsafe_email = store_col_str(st, 7);
+	p->reply_domain = store_col_str(st, 8);
+	p->postal_address = store_col_str(st, 9);
+	p->phone = store_col_str(st, 10);
 }
 
 /* Look a practice up by id or by domain. */
@@ -1183,9 +1607,33 @@ store_patient_get(struct store *s, int64_t id, struct store_patient **pp,
 	if (store_col_blob(st, 9, p->wrapped, STORE_WRAPPED_MAX,
 	    &p->wrapped_len) == -1)
 		p->wrapped_len = 0;
+	p->postal_address = store_col_str(st, 10);
+	p->shared_ok = sqlite3_column_int(st, 11);
 	store_done(st);
 	*pp = p;
 	return STORE_OK;
+}
+
+/* Fill a client from a row of CLIENT_COLS. */
+static void
+store_read_client(sqlite3_stmt *st, struct store_client *c)
+{
+	const void	*p;
+	int		 n;
+
+	c->id = sqlite3_column_int64(st, 0);
+	c->practice_id = sqlite3_column_int64(st, 1);
+	c->name = store_col_str(st, 2);
+	c->default_author_id = sqlite3_column_int64(st, 3);	/* NULL: 0 */
+	c->revoked = sqlite3_column_int(st, 4);
+	c->created = sqlite3_column_int64(st, 5);
+	c->callback_url = store_col_str(st, 6);
+	p = sqlite3_column_blob(st, 7);
+	n = sqlite3_column_bytes(st, 7);
+	if (p != NULL && n > 0) {
+		c->callback_token = xmemdup(p, (size_t)n);
+		c->callback_token_len = (size_t)n;
+	}
 }
 
 /* The client holding a token, by the token's SHA-256. */
@@ -1204,12 +1652,29 @@ store_client_by_token(struct store *s, const unsigned char hash[32],
 	if ((rc = store_fetch(s, st, "client get", error_r)) != STORE_OK)
 		return rc;
 	c = xcalloc(1, sizeof(*c));
-	c->id = sqlite3_column_int64(st, 0);
-	c->practice_id = sqlite3_column_int64(st, 1);
-	c->name = store_col_str(st, 2);
-	c->default_author_id = sqlite3_column_int64(st, 3);	/* NULL: 0 */
-	c->revoked = sqlite3_column_int(st, 4);
-	c->created = sqlite3_column_int64(st, 5);
+	store_read_client(st, c);
+	store_done(st);
+	*cp = c;
+	return STORE_OK;
+}
+
+/* A client by id, with its callback settings. */
+int
+store_client_get(struct store *s, int64_t id, struct store_client **cp,
+    const char **error_r)
+{
+	struct store_client	*c;
+	sqlite3_stmt		*st;
+	int			 rc;
+
+	*cp = NULL;
+	if ((rc = store_stmt(s, ST_CLIENT_GET, &st, error_r)) != STORE_OK)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	if ((rc = store_fetch(s, st, "client get", error_r)) != STORE_OK)
+		return rc;
+	c = xcalloc(1, sizeof(*c));
+	store_read_client(st, c);
 	store_done(st);
 	*cp = c;
 	return STORE_OK;
@@ -1225,6 +1690,11 @@ store_practice_free(struct store_practice **pp)
 		return;
 	free(p->name);
 	free(p->domain);
+	free(p->content_policy);
+	free(p->failsafe_email);
+	free(p->reply_domain);
+	free(p->postal_address);
+	free(p->phone);
 	hash_wipe(p, sizeof(*p));
 	free(p);
 	*pp = NULL;
@@ -1257,6 +1727,7 @@ store_patient_free(struct store_patient **pp)
 	free(p->name);
 	free(p->email);
 	free(p->age_recipient);
+	free(p->postal_address);
 	hash_wipe(p, sizeof(*p));
 	free(p);
 	*pp = NULL;
@@ -1271,6 +1742,11 @@ store_client_free(struct store_client **cp)
 	if (c == NULL)
 		return;
 	free(c->name);
+	free(c->callback_url);
+	if (c->callback_token != NULL) {
+		hash_wipe(c->callback_token, c->callback_token_len);
+		free(c->callback_token);
+	}
 	free(c);
 	*cp = NULL;
 }
@@ -1374,6 +1850,10 @@ store_letter_one(struct store *s, struct store_letter_new *l, int64_t now,
 	sqlite3_bind_int64(st, 2, l->practice_id);
 	store_bind_text(st, 3, l->address);
 	sqlite3_bind_int64(st, 4, now);
+	sqlite3_bind_int(st, 5, l->priority);
+	sqlite3_bind_int64(st, 6, l->expires != 0 ? l->expires :
+	    now + STORE_LIFETIME);
+	sqlite3_bind_int64(st, 7, l->warn_at);
 	if ((rc = store_insert(s, ST_DELIVERY_INSERT, "delivery insert",
 	    NULL, error_r)) != STORE_OK)
 		return rc;
@@ -1427,6 +1907,11 @@ store_letters_commit(struct store *s, struct store_letter_new *ls, size_t n,
 		if (l->sealed == NULL || l->sealed_len == 0 ||
 		    l->channel == NULL || !store_text_ok(l->address, 1)) {
 			*error_r = "letter without sealed blob or channel";
+			return STORE_ERROR;
+		}
+		if (l->expires < 0 || l->warn_at < 0) {
+			*error_r = "letter with a negative expiry or warning "
+			    "time";
 			return STORE_ERROR;
 		}
 		if (l->idem_key != NULL && (l->client_id == 0 ||
@@ -1498,6 +1983,7 @@ store_letter_get(struct store *s, int64_t id, struct store_letter **lp,
 	if (store_col_blob(st, 10, l->sealed_sha256, 32, &n) == -1 ||
 	    n != 32)
 		memset(l->sealed_sha256, 0, 32);
+	l->paper_reason = store_col_str(st, 11);
 	store_done(st);
 
 	if ((rc = store_stmt(s, ST_LETTER_DELIVERIES, &st, error_r)) != 0)
@@ -1507,14 +1993,7 @@ store_letter_get(struct store *s, int64_t id, struct store_letter **lp,
 		l->deliveries = xreallocarray(l->deliveries,
 		    l->ndeliveries + 1, sizeof(*l->deliveries));
 		d = &l->deliveries[l->ndeliveries++];
-		d->id = sqlite3_column_int64(st, 0);
-		d->recipient = store_col_str(st, 1);
-		d->address = store_col_str(st, 2);
-		d->state = store_col_str(st, 3);
-		d->attempts = sqlite3_column_int(st, 4);
-		d->next_attempt = sqlite3_column_int64(st, 5);
-		d->updated = sqlite3_column_int64(st, 6);
-		d->last_error = store_col_str(st, 7);
+		store_read_delivery(st, d);
 	}
 	if (rc != SQLITE_DONE) {
 		rc = store_fail(s, rc, "deliveries get", error_r);
@@ -1528,6 +2007,41 @@ store_letter_get(struct store *s, int64_t id, struct store_letter **lp,
 fail:
 	store_letter_free(&l);
 	return rc;
+}
+
+/* Fill a delivery from a row of DELIVERY_COLS. */
+static void
+store_read_delivery(sqlite3_stmt *st, struct store_delivery *d)
+{
+	d->id = sqlite3_column_int64(st, 0);
+	d->recipient = store_col_str(st, 1);
+	d->address = store_col_str(st, 2);
+	d->state = store_col_str(st, 3);
+	d->attempts = sqlite3_column_int(st, 4);
+	d->next_attempt = sqlite3_column_int64(st, 5);
+	d->updated = sqlite3_column_int64(st, 6);
+	d->last_error = store_col_str(st, 7);
+	d->letter_id = sqlite3_column_int64(st, 8);
+	d->practice_id = sqlite3_column_int64(st, 9);
+	d->priority = sqlite3_column_int(st, 10);
+	d->message_id = store_col_str(st, 11);
+	d->expires = sqlite3_column_int64(st, 12);
+	d->warn_at = sqlite3_column_int64(st, 13);
+	d->smtp_code = sqlite3_column_int(st, 14);
+	d->sent_at = sqlite3_column_int64(st, 15);
+	d->released = sqlite3_column_int(st, 16);
+}
+
+/* Free what a delivery points to. */
+static void
+store_delivery_clear(struct store_delivery *d)
+{
+	free(d->recipient);
+	free(d->address);
+	free(d->state);
+	free(d->last_error);
+	free(d->message_id);
+	memset(d, 0, sizeof(*d));
 }
 
 /* The sealed blob of a letter, malloc'd. */
@@ -1570,15 +2084,12 @@ store_letter_free(struct store_letter **lp)
 
 	if (l == NULL)
 		return;
-	for (i = 0; i < l->ndeliveries; i++) {
-		free(l->deliveries[i].recipient);
-		free(l->deliveries[i].address);
-		free(l->deliveries[i].state);
-		free(l->deliveries[i].last_error);
-	}
+	for (i = 0; i < l->ndeliveries; i++)
+		store_delivery_clear(&l->deliveries[i]);
 	free(l->deliveries);
 	free(l->channel);
 	free(l->state);
+	free(l->paper_reason);
 	free(l);
 	*lp = NULL;
 }
@@ -1796,5 +2307,1711 @@ store_stats(struct store *s, struct store_stats *out, const char **error_r)
 	out->deliveries_queued = sqlite3_column_int64(st, 5);
 	out->audit_rows = sqlite3_column_int64(st, 6);
 	store_done(st);
+	return STORE_OK;
+}
+
+/* --- schema 2: helpers ------------------------------------------------ */
+
+/*
+ * Open a write transaction: BEGIN IMMEDIATE when none is open, else a
+ * savepoint inside the caller's (an admin command doing several steps),
+ * so a failure here undoes only this call's writes.
+ */
+static int
+store_tx_begin(struct store *s, int *own, const char **error_r)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	*own = sqlite3_get_autocommit(s->db);
+	if ((rc = store_stmt(s, *own ? ST_BEGIN : ST_SAVEPOINT, &st,
+	    error_r)) != STORE_OK)
+		return rc;
+	return store_run(s, st, "begin", error_r);
+}
+
+/* End what store_tx_begin opened: commit if rc is STORE_OK, else undo
+ * everything; returns the final code (*error_r keeps the first reason). */
+static int
+store_tx_end(struct store *s, int own, int rc, const char **error_r)
+{
+	sqlite3_stmt	*st;
+	const char	*e;
+
+	if (rc == STORE_OK) {
+		if ((rc = store_stmt(s, own ? ST_COMMIT : ST_RELEASE, &st,
+		    error_r)) == STORE_OK &&
+		    (rc = store_run(s, st, "commit", error_r)) == STORE_OK)
+			return STORE_OK;
+	}
+	if (own) {
+		store_rollback(s);
+		return rc;
+	}
+	if (store_stmt(s, ST_ROLLBACK_TO, &st, &e) != STORE_OK ||
+	    store_run(s, st, "rollback", &e) != STORE_OK ||
+	    store_stmt(s, ST_RELEASE, &st, &e) != STORE_OK ||
+	    store_run(s, st, "release", &e) != STORE_OK)
+		log_warnx("store: %s", e);
+	return rc;
+}
+
+/* Copy at most size - 1 bytes, never cutting a UTF-8 sequence. */
+static void
+store_clip(char *dst, size_t size, const char *src)
+{
+	size_t	 n;
+
+	if (src == NULL) {
+		*dst = '\0';
+		return;
+	}
+	n = strlen(src);
+	if (n >= size) {
+		n = size - 1;
+		/* Back up over continuation bytes to a sequence start. */
+		while (n > 0 && ((unsigned char)src[n] & 0xc0) == 0x80)
+			n--;
+	}
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+/* Is [p, p + len) one of the delivery states? */
+static int
+store_dstate_known(const char *p, size_t len)
+{
+	static const char *const states[] = {
+		STORE_DS_QUEUED, STORE_DS_SENDING, STORE_DS_SENT,
+		STORE_DS_DEFERRED, STORE_DS_FAILED, STORE_DS_EXPIRED,
+		STORE_DS_CANCELLED, STORE_DS_HELD
+	};
+	size_t	 i;
+
+	for (i = 0; i < nitems(states); i++) {
+		if (strlen(states[i]) == len && memcmp(states[i], p, len) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * Split a '|'-separated state list into at most max known states;
+ * -1 if empty, unknown or too many.
+ */
+static int
+store_states_parse(const char *list, char out[][16], size_t max, size_t *n)
+{
+	const char	*p, *bar;
+	size_t		 len;
+
+	*n = 0;
+	if (list == NULL || *list == '\0')
+		return -1;
+	for (p = list;; p = bar + 1) {
+		bar = strchr(p, '|');
+		len = bar != NULL ? (size_t)(bar - p) : strlen(p);
+		if (*n == max || !store_dstate_known(p, len))
+			return -1;
+		memcpy(out[*n], p, len);
+		out[(*n)++][len] = '\0';
+		if (bar == NULL)
+			return 0;
+	}
+}
+
+/* States a delivery never leaves. */
+static int
+store_dstate_final(const char *st)
+{
+	return strcmp(st, STORE_DS_FAILED) == 0 ||
+	    strcmp(st, STORE_DS_EXPIRED) == 0 ||
+	    strcmp(st, STORE_DS_CANCELLED) == 0;
+}
+
+/*
+ * Is from -> to an edge of the state diagram (store.h)?  "sending" is
+ * entered only by a claim; final states are never left; "sent" only
+ * becomes "failed" (a bounce); "held" leaves only for "queued" or an end.
+ * A result may also hold a row being sent (the misrouting guard runs on
+ * the claim) or give it back to "queued".
+ */
+static int
+store_edge_ok(const char *from, const char *to)
+{
+	if (strcmp(to, STORE_DS_SENDING) == 0 || store_dstate_final(from))
+		return 0;
+	if (strcmp(from, STORE_DS_SENT) == 0)
+		return strcmp(to, STORE_DS_FAILED) == 0;
+	if (strcmp(to, STORE_DS_SENT) == 0)
+		return strcmp(from, STORE_DS_SENDING) == 0;
+	if (strcmp(from, STORE_DS_HELD) == 0)
+		return strcmp(to, STORE_DS_QUEUED) == 0 ||
+		    store_dstate_final(to);
+	if (strcmp(from, to) == 0)
+		return strcmp(to, STORE_DS_DEFERRED) == 0;
+	return 1;
+}
+
+/*
+ * Run a SELECT whose first column is an id, binding ?1 = a and (if the
+ * statement has it) ?2 = b; append the ids to *ids.
+ */
+static int
+store_ids(struct store *s, enum store_stmt which, int64_t a, int64_t b,
+    int64_t **ids, size_t *n, const char **error_r)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	if ((rc = store_stmt(s, which, &st, error_r)) != STORE_OK)
+		return rc;
+	sqlite3_bind_int64(st, 1, a);
+	if (sqlite3_bind_parameter_count(st) >= 2)
+		sqlite3_bind_int64(st, 2, b);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*ids = xreallocarray(*ids, *n + 1, sizeof(**ids));
+		(*ids)[(*n)++] = sqlite3_column_int64(st, 0);
+	}
+	if (rc != SQLITE_DONE) {
+		rc = store_fail(s, rc, "select", error_r);
+		store_done(st);
+		return rc;
+	}
+	store_done(st);
+	return STORE_OK;
+}
+
+/* A JSON string literal: ASCII kept, control bytes escaped, any other
+ * byte (the reasons are ASCII by contract) replaced by '?'. */
+static char *
+store_json_str(const char *p)
+{
+	char	*out, *o;
+
+	out = o = xmalloc(strlen(p) * 6 + 3);
+	*o++ = '"';
+	for (; *p != '\0'; p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if (c == '"' || c == '\\') {
+			*o++ = '\\';
+			*o++ = (char)c;
+		} else if (c < 0x20 || c == 0x7f)
+			o += snprintf(o, 7, "\\u%04x", c);
+		else if (c >= 0x80)
+			*o++ = '?';
+		else
+			*o++ = (char)c;
+	}
+	*o++ = '"';
+	*o = '\0';
+	return out;
+}
+
+/* The webhook body of a delivery event: ids, state, code, reason, time;
+ * never content.  "id" (the callback row) is stable across retries. */
+static char *
+store_callback_json(int64_t id, const struct store_transition *t,
+    int64_t letter_id, int64_t now)
+{
+	struct tm	 tm;
+	time_t		 tt = (time_t)now;
+	char		 when[32], code[16], reason[STORE_REASON_MAX + 1];
+	char		*r, *out;
+
+	if (gmtime_r(&tt, &tm) == NULL ||
+	    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		strlcpy_sp(when, "1970-01-01T00:00:00Z", sizeof(when));
+	if (t->smtp_code != 0)
+		snprintf(code, sizeof(code), "%d", t->smtp_code);
+	else
+		strlcpy_sp(code, "null", sizeof(code));
+	if (t->error != NULL) {
+		store_clip(reason, sizeof(reason), t->error);
+		r = store_json_str(reason);
+	} else
+		r = xstrdup("null");
+	/* t->to was checked against the state list: no escaping needed. */
+	xasprintf(&out, "{\"id\":%lld,\"delivery_id\":%lld,\"letter_id\":%lld,"
+	    "\"state\":\"%s\",\"smtp_code\":%s,\"reason\":%s,\"time\":\"%s\"}",
+	    (long long)id, (long long)t->delivery_id, (long long)letter_id,
+	    t->to, code, r, when);
+	free(r);
+	return out;
+}
+
+/* The practice, patient, client, state and the patient's address now of
+ * a letter. */
+struct store_head {
+	char		 state[16];
+	int64_t		 practice_id, patient_id, client_id;
+	char		*email;
+};
+
+static int
+store_letter_head(struct store *s, int64_t letter_id, struct store_head *h,
+    const char **error_r)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	memset(h, 0, sizeof(*h));
+	if ((rc = store_stmt(s, ST_LETTER_HEAD, &st, error_r)) != STORE_OK)
+		return rc;
+	sqlite3_bind_int64(st, 1, letter_id);
+	if ((rc = store_fetch(s, st, "letter get", error_r)) != STORE_OK)
+		return rc;
+	store_clip(h->state, sizeof(h->state),
+	    (const char *)sqlite3_column_text(st, 0));
+	h->practice_id = sqlite3_column_int64(st, 1);
+	h->patient_id = sqlite3_column_int64(st, 2);
+	h->client_id = sqlite3_column_int64(st, 3);
+	h->email = store_col_str(st, 4);
+	store_done(st);
+	return STORE_OK;
+}
+
+/*
+ * Derive a letter's state from its deliveries (store.h): paper once the
+ * failsafe ran, else held while one is held, accepted while one is open,
+ * sent when all are sent (or sent and cancelled), cancelled when all are.
+ * A failure without the failsafe leaves the state as it was (a held
+ * letter becomes accepted).
+ */
+static int
+store_letter_restate(struct store *s, int64_t letter_id, const char *cur,
+    int paper, const char **error_r)
+{
+	sqlite3_stmt	*st;
+	const char	*state, *next;
+	int64_t		 c, total = 0, open = 0, held = 0, sent = 0;
+	int64_t		 cancelled = 0;
+	int		 rc;
+
+	if ((rc = store_stmt(s, ST_LETTER_COUNTS, &st, error_r)) != 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, letter_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		state = (const char *)sqlite3_column_text(st, 0);
+		c = sqlite3_column_int64(st, 1);
+		if (state == NULL)
+			continue;
+		total += c;
+		if (strcmp(state, STORE_DS_HELD) == 0)
+			held += c;
+		else if (strcmp(state, STORE_DS_SENT) == 0)
+			sent += c;
+		else if (strcmp(state, STORE_DS_CANCELLED) == 0)
+			cancelled += c;
+		else if (!store_dstate_final(state))
+			open += c;
+	}
+	if (rc != SQLITE_DONE) {
+		rc = store_fail(s, rc, "letter deliveries", error_r);
+		store_done(st);
+		return rc;
+	}
+	store_done(st);
+
+	if (paper || strcmp(cur, "paper") == 0)
+		next = "paper";
+	else if (held > 0)
+		next = "held";
+	else if (open > 0)
+		next = "accepted";
+	else if (sent > 0 && sent + cancelled == total)
+		next = "sent";
+	else if (total > 0 && cancelled == total)
+		next = "cancelled";
+	else if (strcmp(cur, "held") == 0)
+		next = "accepted";
+	else
+		next = cur;
+	if (strcmp(next, cur) == 0)
+		return STORE_OK;
+	if ((rc = store_stmt(s, ST_LETTER_STATE_SET, &st, error_r)) != 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, letter_id);
+	store_bind_text(st, 2, next);
+	return store_run(s, st, "letter state", error_r);
+}
+
+/* An alert row: "queued", or "none" when the practice has no failsafe
+ * address (kept for the record, never claimed). */
+static int
+store_alert_add(struct store *s, int64_t practice_id, int64_t letter_id,
+    int64_t delivery_id, const char *kind, const char *reason, int64_t now,
+    const char **error_r)
+{
+	sqlite3_stmt	*st;
+	char		 r[STORE_REASON_MAX + 1];
+	int		 rc;
+
+	store_clip(r, sizeof(r), reason);
+	if ((rc = store_stmt(s, ST_ALERT_INSERT, &st, error_r)) != STORE_OK)
+		return rc;
+	sqlite3_bind_int64(st, 1, practice_id);
+	store_bind_id(st, 2, letter_id);
+	store_bind_id(st, 3, delivery_id);
+	store_bind_text(st, 4, kind);
+	store_bind_text(st, 5, r);
+	sqlite3_bind_int64(st, 6, now);
+	return store_run(s, st, "alert insert", error_r);
+}
+
+/* --- settings --------------------------------------------------------- */
+
+enum store_ftype {
+	F_POLICY,		/* "full" | "notify" */
+	F_EMAIL,		/* an addr-spec */
+	F_DOMAIN,		/* a host name, stored lower-case */
+	F_LINES,		/* printable text, LF allowed */
+	F_LINE,			/* printable text, one line */
+	F_URL,			/* http:// or https://, no white space */
+	F_BOOL			/* "0" | "1" */
+};
+
+struct store_field {
+	const char	*kind;
+	const char	*name;
+	enum store_ftype type;
+	int		 nullable;
+	const char	*sql;		/* ?1 = id, ?2 = value */
+};
+
+static const struct store_field store_fields[] = {
+	{ "practice", "content_policy", F_POLICY, 0,
+	    "UPDATE practices SET content_policy = ?2 WHERE id = ?1" },
+	{ "practice", "failsafe_email", F_EMAIL, 1,
+	    "UPDATE practices SET failsafe_email = ?2 WHERE id = ?1" },
+	{ "practice", "reply_domain", F_DOMAIN, 1,
+	    "UPDATE practices SET reply_domain = ?2 WHERE id = ?1" },
+	{ "practice", "postal_address", F_LINES, 1,
+	    "UPDATE practices SET postal_address = ?2 WHERE id = ?1" },
+	{ "practice", "phone", F_LINE, 1,
+	    "UPDATE practices SET phone = ?2 WHERE id = ?1" },
+	/* A new address is unverified; the same one keeps its status. */
+	{ "patient", "email", F_EMAIL, 1,
+	    "UPDATE patients SET verified = CASE WHEN email IS ?2 "
+	    "THEN verified ELSE 0 END, email = ?2 WHERE id = ?1" },
+	{ "patient", "postal_address", F_LINES, 1,
+	    "UPDATE patients SET postal_address = ?2 WHERE id = ?1" },
+	{ "patient", "verified", F_BOOL, 0,
+	    "UPDATE patients SET verified = ?2 WHERE id = ?1" },
+	{ "patient", "consent", F_BOOL, 0,
+	    "UPDATE patients SET consent = ?2 WHERE id = ?1" },
+	{ "patient", "shared_ok", F_BOOL, 0,
+	    "UPDATE patients SET shared_ok = ?2 WHERE id = ?1" },
+	{ "client", "callback_url", F_URL, 1,
+	    "UPDATE clients SET callback_url = ?2 WHERE id = ?1" },
+};
+
+/* Printable ASCII or UTF-8 bytes, LF too when lines; else a reason. */
+static const char *
+store_text_check(const char *v, int lines)
+{
+	const unsigned char	*p;
+
+	for (p = (const unsigned char *)v; *p != '\0'; p++) {
+		if (*p == '\n' && lines)
+			continue;
+		if (*p < 0x20 || *p == 0x7f)
+			return "holds a control character";
+	}
+	return NULL;
+}
+
+/* Validate a value for a field; a reason naming the problem, or NULL. */
+static const char *
+store_field_check(const struct store_field *f, const char *v)
+{
+	char		*a;
+	const char	*why;
+
+	if (v == NULL)
+		return f->nullable ? NULL : "cannot be cleared";
+	if (strlen(v) > STORE_TEXT_MAX)
+		return "is too long";
+	switch (f->type) {
+	case F_POLICY:
+		if (strcmp(v, "full") != 0 && strcmp(v, "notify") != 0)
+			return "must be full or notify";
+		return NULL;
+	case F_BOOL:
+		if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0)
+			return "must be 0 or 1";
+		return NULL;
+	case F_EMAIL:
+		return mime_addr_check(v);
+	case F_DOMAIN:
+		xasprintf(&a, "postmaster@%s", v);
+		why = mime_addr_check(a);
+		free(a);
+		return why != NULL ? "is not a domain name" : NULL;
+	case F_URL:
+		if (strncmp(v, "https://", 8) != 0 &&
+		    strncmp(v, "http://", 7) != 0)
+			return "must start with https:// or http://";
+		if (strpbrk(v, " \t") != NULL)
+			return "holds white space";
+		return store_text_check(v, 0);
+	case F_LINES:
+		return store_text_check(v, 1);
+	case F_LINE:
+		return store_text_check(v, 0);
+	}
+	return "has an unknown type";
+}
+
+/* Set one field of a party (see store.h). */
+static int
+store_set_field(struct store *s, const char *kind, int64_t id,
+    const char *field, const char *value, const char **error_r)
+{
+	const struct store_field *f = NULL;
+	sqlite3_stmt	*st;
+	const char	*why;
+	char		*lower = NULL, *p;
+	size_t		 i;
+	int		 rc;
+
+	for (i = 0; field != NULL && i < nitems(store_fields); i++) {
+		if (strcmp(store_fields[i].kind, kind) == 0 &&
+		    strcmp(store_fields[i].name, field) == 0) {
+			f = &store_fields[i];
+			break;
+		}
+	}
+	if (f == NULL) {
+		snprintf(store_errbuf, sizeof(store_errbuf),
+		    "%s has no settable field of that name", kind);
+		*error_r = store_errbuf;
+		return STORE_ERROR;
+	}
+	if ((why = store_field_check(f, value)) != NULL) {
+		snprintf(store_errbuf, sizeof(store_errbuf), "%s %s", f->name,
+		    why);
+		*error_r = store_errbuf;
+		return STORE_ERROR;
+	}
+	rc = sqlite3_prepare_v2(s->db, f->sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return store_fail(s, rc, "prepare", error_r);
+	sqlite3_bind_int64(st, 1, id);
+	if (value == NULL)
+		sqlite3_bind_null(st, 2);
+	else if (f->type == F_BOOL)
+		sqlite3_bind_int(st, 2, value[0] == '1');
+	else if (f->type == F_DOMAIN) {
+		lower = xstrdup(value);
+		for (p = lower; *p != '\0'; p++)
+			*p = (char)tolower((unsigned char)*p);
+		sqlite3_bind_text(st, 2, lower, -1, SQLITE_STATIC);
+	} else
+		sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		rc = store_fail(s, rc, f->name, error_r);
+	else if (sqlite3_changes(s->db) == 0) {
+		*error_r = "not found";
+		rc = STORE_NOTFOUND;
+	} else
+		rc = STORE_OK;
+	sqlite3_finalize(st);
+	free(lower);
+	return rc;
+}
+
+int
+store_practice_set(struct store *s, int64_t id, const char *field,
+    const char *value, const char **error_r)
+{
+	return store_set_field(s, "practice", id, field, value, error_r);
+}
+
+int
+store_patient_set(struct store *s, int64_t id, const char *field,
+    const char *value, const char **error_r)
+{
+	return store_set_field(s, "patient", id, field, value, error_r);
+}
+
+int
+store_client_set(struct store *s, int64_t id, const char *field,
+    const char *value, const char **error_r)
+{
+	return store_set_field(s, "client", id, field, value, error_r);
+}
+
+/* Set or (NULL) clear the wrapped callback token of a client. */
+int
+store_client_set_callback_token(struct store *s, int64_t id,
+    const unsigned char *wrapped, size_t len, const char **error_r)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	if ((wrapped == NULL) != (len == 0) || len > 256) {
+		*error_r = "callback token missing or longer than 256 bytes";
+		return STORE_ERROR;
+	}
+	if ((rc = store_stmt(s, ST_CLIENT_TOKEN_SET, &st, error_r)) != 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	if (wrapped == NULL)
+		sqlite3_bind_null(st, 2);
+	else
+		sqlite3_bind_blob(st, 2, wrapped, (int)len, SQLITE_STATIC);
+	if ((rc = store_run(s, st, "callback token", error_r)) != STORE_OK)
+		return rc;
+	if (sqlite3_changes(s->db) == 0) {
+		*error_r = "not found";
+		return STORE_NOTFOUND;
+	}
+	return STORE_OK;
+}
+
+/* How many other patients of the practice share the address without
+ * consent on both sides. */
+int
+store_address_shared(struct store *s, int64_t practice_id,
+    int64_t patient_id, const char *email, int64_t *n, const char **error_r)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	*n = 0;
+	if (email == NULL)
+		return STORE_OK;
+	if (!store_text_ok(email, 0)) {
+		*error_r = "address too long";
+		return STORE_ERROR;
+	}
+	if ((rc = store_stmt(s, ST_ADDRESS_SHARED, &st, error_r)) != 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, practice_id);
+	sqlite3_bind_int64(st, 2, patient_id);
+	store_bind_text(st, 3, email);
+	if ((rc = store_fetch(s, st, "address shared", error_r)) != STORE_OK)
+		return rc == STORE_NOTFOUND ? STORE_ERROR : rc;
+	*n = sqlite3_column_int64(st, 0);
+	store_done(st);
+	return STORE_OK;
+}
+
+/* --- the delivery queue ----------------------------------------------- */
+
+/* Read and mark one claimed delivery, inside the claim's transaction. */
+static int
+store_claim_one(struct store *s, int64_t id, int64_t now,
+    struct store_claim *c, const char **error_r)
+{
+	sqlite3_stmt	*st;
+	const void	*p;
+	int		 rc, n;
+
+	if ((rc = store_stmt(s, ST_CLAIM_READ, &st, error_r)) != STORE_OK)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	if ((rc = store_fetch(s, st, "claim", error_r)) != STORE_OK)
+		return rc == STORE_NOTFOUND ? STORE_ERROR : rc;
+	c->delivery_id = id;
+	c->letter_id = sqlite3_column_int64(st, 0);
+	c->practice_id = sqlite3_column_int64(st, 1);
+	c->patient_id = sqlite3_column_int64(st, 2);
+	c->client_id = sqlite3_column_int64(st, 3);
+	c->author_id = sqlite3_column_int64(st, 4);
+	c->priority = sqlite3_column_int(st, 5);
+	c->attempts = sqlite3_column_int(st, 6) + 1;
+	c->released = sqlite3_column_int(st, 7);
+	c->created = sqlite3_column_int64(st, 8);
+	c->expires = sqlite3_column_int64(st, 9);
+	c->address = store_col_str(st, 10);
+	c->message_id = store_col_str(st, 11);
+	/* Made once, then the same for every attempt. */
+	if (c->message_id == NULL &&
+	    (c->message_id = mime_message_id((const char *)
+	    sqlite3_column_text(st, 12))) == NULL) {
+		store_done(st);
+		*error_r = "claim: the practice domain cannot make a "
+		    "Message-ID";
+		return STORE_ERROR;
+	}
+	p = sqlite3_column_blob(st, 13);
+	n = sqlite3_column_bytes(st, 13);
+	if (p == NULL || n <= 0) {
+		store_done(st);
+		*error_r = "claim: letter without a sealed blob";
+		return n < 0 || (p == NULL && n > 0) ? STORE_BUSY :
+		    STORE_ERROR;
+	}
+	c->sealed = xmemdup(p, (size_t)n);
+	c->sealed_len = (size_t)n;
+	store_done(st);
+
+	if ((rc = store_stmt(s, ST_CLAIM_MARK, &st, error_r)) != STORE_OK)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	store_bind_text(st, 2, c->message_id);
+	sqlite3_bind_int64(st, 3, now);
+	if ((rc = store_run(s, st, "claim", error_r)) != STORE_OK)
+		return rc;
+	if (sqlite3_changes(s->db) != 1) {
+		*error_r = "claim: the row changed state under the lock";
+		return STORE_ERROR;
+	}
+	return STORE_OK;
+}
+
+/* Claim due deliveries: new ones urgent first, then retries. */
+int
+store_deliveries_claim(struct store *s, int64_t now, size_t max_new,
+    size_t max_retry, struct store_claim **out, size_t *n,
+    const char **error_r)
+{
+	struct store_claim	*c = NULL;
+	int64_t			*ids = NULL;
+	size_t			 nids = 0, i;
+	int			 own, rc;
+
+	*out = NULL;
+	*n = 0;
+	if (max_new > STORE_CLAIM_MAX || max_retry > STORE_CLAIM_MAX) {
+		*error_r = "claim: too many rows asked for";
+		return STORE_ERROR;
+	}
+	if (max_new + max_retry == 0)
+		return STORE_OK;
+	if ((rc = store_tx_begin(s, &own, error_r)) != STORE_OK)
+		return rc;
+	if (max_new > 0)
+		rc = store_ids(s, ST_CLAIM_QUEUED, now, (int64_t)max_new,
+		    &ids, &nids, error_r);
+	if (rc == STORE_OK && max_retry > 0)
+		rc = store_ids(s, ST_CLAIM_DEFERRED, now, (int64_t)max_retry,
+		    &ids, &nids, error_r);
+	if (rc == STORE_OK && nids > 0) {
+		c = xcalloc(nids, sizeof(*c));
+		for (i = 0; i < nids && rc == STORE_OK; i++)
+			rc = store_claim_one(s, ids[i], now, &c[i], error_r);
+	}
+	free(ids);
+	if ((rc = store_tx_end(s, own, rc, error_r)) != STORE_OK) {
+		store_claims_free(&c, nids);
+		return rc;
+	}
+	*out = c;
+	*n = nids;
+	return STORE_OK;
+}
+
+/* Free an array of claims; accepts NULL. */
+void
+store_claims_free(struct store_claim **cp, size_t n)
+{
+	struct store_claim	*c = *cp;
+	size_t			 i;
+
+	if (c == NULL)
+		return;
+	for (i = 0; i < n; i++) {
+		free(c[i].address);
+		free(c[i].message_id);
+		free(c[i].sealed);
+	}
+	free(c);
+	*cp = NULL;
+}
+
+/* Check a transition before the transaction: states, edges, effects. */
+static const char *
+store_transition_check(const struct store_transition *t)
+{
+	char	 from[8][16];
+	size_t	 nfrom, i;
+
+	if (t->to == NULL || !store_dstate_known(t->to, strlen(t->to)))
+		return "transition: unknown target state";
+	if (store_states_parse(t->from, from, nitems(from), &nfrom) == -1)
+		return "transition: bad list of current states";
+	for (i = 0; i < nfrom; i++) {
+		if (!store_edge_ok(from[i], t->to)) {
+			snprintf(store_errbuf, sizeof(store_errbuf),
+			    "transition not allowed: %s -> %s", from[i],
+			    t->to);
+			return store_errbuf;
+		}
+	}
+	if (strcmp(t->to, STORE_DS_DEFERRED) == 0 && t->next_attempt <= 0)
+		return "transition: deferred without a next attempt";
+	if (!store_text_ok(t->error, 1) || !store_text_ok(t->address, 1) ||
+	    !store_text_ok(t->paper_reason, 1))
+		return "transition: reason or address too long";
+	if (t->effects & ~(unsigned)(STORE_TX_PAPER | STORE_TX_ALERT |
+	    STORE_TX_CALLBACK))
+		return "transition: unknown effect";
+	if ((t->effects & STORE_TX_ALERT) && (t->alert_kind == NULL ||
+	    *t->alert_kind == '\0' || strlen(t->alert_kind) > 15))
+		return "transition: alert without a kind (1-15 characters)";
+	return NULL;
+}
+
+/*
+ * Apply one transition inside the update's transaction: the row, the
+ * letter's state, the effects, the audit row.  A row that is missing or in
+ * none of the `from' states is skipped (applied = 0).
+ */
+static int
+store_transition_one(struct store *s, struct store_transition *t,
+    int64_t now, unsigned char *prev, const char **error_r)
+{
+	struct store_head	 h;
+	sqlite3_stmt		*st;
+	char			 cur[16], from[8][16], object[48];
+	char			 action[32];
+	char			*json;
+	const char		*reason;
+	int64_t			 letter_id, cb_id;
+	size_t			 nfrom, i;
+	int			 rc, match = 0, paper;
+
+	t->applied = 0;
+	if ((rc = store_stmt(s, ST_DELIVERY_STATE, &st, error_r)) != 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, t->delivery_id);
+	if ((rc = store_fetch(s, st, "delivery state", error_r)) != STORE_OK)
+		return rc == STORE_NOTFOUND ? STORE_OK : rc;
+	store_clip(cur, sizeof(cur), (const char *)sqlite3_column_text(st, 0));
+	letter_id = sqlite3_column_int64(st, 1);
+	store_done(st);
+	(void)store_states_parse(t->from, from, nitems(from), &nfrom);
+	for (i = 0; i < nfrom; i++)
+		match |= strcmp(cur, from[i]) == 0;
+	if (!match)
+		return STORE_OK;
+
+	if ((rc = store_stmt(s, ST_DELIVERY_APPLY, &st, error_r)) != 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, t->delivery_id);
+	store_bind_text(st, 2, t->to);
+	sqlite3_bind_int64(st, 3, t->next_attempt);
+	sqlite3_bind_int(st, 4, t->smtp_code);
+	store_bind_text(st, 5, t->error);
+	sqlite3_bind_int64(st, 6, now);
+	store_bind_text(st, 7, t->address);
+	if ((rc = store_run(s, st, "delivery update", error_r)) != STORE_OK)
+		return rc;
+
+	if ((rc = store_letter_head(s, letter_id, &h, error_r)) != STORE_OK)
+		return rc == STORE_NOTFOUND ? STORE_ERROR : rc;
+	free(h.email);
+	reason = t->error != NULL ? t->error : t->to;
+	paper = (t->effects & STORE_TX_PAPER) != 0;
+	if (paper) {
+		char	 r[STORE_REASON_MAX + 1];
+
+		store_clip(r, sizeof(r), t->paper_reason != NULL ?
+		    t->paper_reason : reason);
+		if ((rc = store_stmt(s, ST_PAPER_INSERT, &st, error_r)) != 0)
+			return rc;
+		sqlite3_bind_int64(st, 1, letter_id);
+		store_bind_text(st, 2, r);
+		sqlite3_bind_int64(st, 3, now);
+		if ((rc = store_run(s, st, "paper insert", error_r)) != 0)
+			return rc;
+		/* Every reason is kept: the first in the row, all here. */
+		snprintf(object, sizeof(object), "letter:%lld",
+		    (long long)letter_id);
+		if ((rc = store_audit_append(s, now, "daemon", "letter.paper",
+		    object, r, prev, error_r)) != STORE_OK)
+			return rc;
+	}
+	if (t->effects & STORE_TX_ALERT) {
+		rc = store_alert_add(s, h.practice_id, letter_id,
+		    t->delivery_id, t->alert_kind, reason, now, error_r);
+		if (rc != STORE_OK)
+			return rc;
+	}
+	if ((t->effects & STORE_TX_CALLBACK) && h.client_id != 0) {
+		if ((rc = store_stmt(s, ST_CALLBACK_INSERT, &st, error_r)) != 0)
+			return rc;
+		sqlite3_bind_int64(st, 1, h.client_id);
+		sqlite3_bind_int64(st, 2, t->delivery_id);
+		sqlite3_bind_int64(st, 3, now);
+		if ((rc = store_run(s, st, "callback insert", error_r)) != 0)
+			return rc;
+		/* No row when the client has no callback URL. */
+		if (sqlite3_changes(s->db) == 1) {
+			cb_id = sqlite3_last_insert_rowid(s->db);
+			json = store_callback_json(cb_id, t, letter_id, now);
+			if ((rc = store_stmt(s, ST_CALLBACK_PAYLOAD, &st,
+			    error_r)) != STORE_OK) {
+				free(json);
+				return rc;
+			}
+			sqlite3_bind_int64(st, 1, cb_id);
+			store_bind_text(st, 2, json);
+			rc = store_run(s, st, "callback payload", error_r);
+			free(json);
+			if (rc != STORE_OK)
+				return rc;
+		}
+	}
+	if ((rc = store_letter_restate(s, letter_id, h.state, paper,
+	    error_r)) != STORE_OK)
+		return rc;
+
+	/* Outcomes and holds go on the record; retries do not. */
+	if (store_dstate_final(t->to) || strcmp(t->to, STORE_DS_SENT) == 0 ||
+	    strcmp(t->to, STORE_DS_HELD) == 0) {
+		snprintf(action, sizeof(action), "delivery.%s", t->to);
+		snprintf(object, sizeof(object), "delivery:%lld",
+		    (long long)t->delivery_id);
+		if ((rc = store_audit_append(s, now, "daemon", action, object,
+		    t->error != NULL ? t->error : "ok", prev, error_r)) != 0)
+			return rc;
+	}
+	t->applied = 1;
+	return STORE_OK;
+}
+
+/* Apply n transitions in one transaction. */
+int
+store_deliveries_update(struct store *s, struct store_transition *ts,
+    size_t n, const char **error_r)
+{
+	unsigned char	 prev[HASH_SHA256_LEN];
+	const char	*why;
+	int64_t		 now;
+	size_t		 i;
+	int		 own, rc;
+
+	for (i = 0; i < n; i++) {
+		ts[i].applied = 0;
+		if ((why = store_transition_check(&ts[i])) != NULL) {
+			*error_r = why;
+			return STORE_ERROR;
+		}
+	}
+	if (n == 0)
+		return STORE_OK;
+	if ((rc = store_tx_begin(s, &own, error_r)) != STORE_OK)
+		return rc;
+	now = util_time();
+	rc = store_audit_last(s, prev, error_r);
+	for (i = 0; i < n && rc == STORE_OK; i++)
+		rc = store_transition_one(s, &ts[i], now, prev, error_r);
+	if ((rc = store_tx_end(s, own, rc, error_r)) != STORE_OK) {
+		for (i = 0; i < n; i++)
+			ts[i].applied = 0;
+	}
+	return rc;
+}
+
+/* At start: deliveries, alerts and callbacks left "sending" by a stop
+ * go back to "queued"; *n counts the deliveries. */
+int
+store_deliveries_recover(struct store *s, int64_t *n, const char **error_r)
+{
+	sqlite3_stmt	*st;
+	int		 own, rc;
+
+	*n = 0;
+	if ((rc = store_tx_begin(s, &own, error_r)) != STORE_OK)
+		return rc;
+	if ((rc = store_stmt(s, ST_RECOVER_DELIVERIES, &st, error_r)) != 0)
+		goto end;
+	sqlite3_bind_int64(st, 1, util_time());
+	if ((rc = store_run(s, st, "recover", error_r)) != STORE_OK)
+		goto end;
+	*n = sqlite3_changes(s->db);
+	if ((rc = store_stmt(s, ST_RECOVER_ALERTS, &st, error_r)) != 0 ||
+	    (rc = store_run(s, st, "recover", error_r)) != STORE_OK)
+		goto end;
+	if ((rc = store_stmt(s, ST_RECOVER_CALLBACKS, &st, error_r)) != 0 ||
+	    (rc = store_run(s, st, "recover", error_r)) != STORE_OK)
+		goto end;
+end:
+	if ((rc = store_tx_end(s, own, rc, error_r)) != STORE_OK)
+		*n = 0;
+	return rc;
+}
+
+/* Delay warnings: a "delayed" alert per due delivery, once. */
+int
+store_deliveries_warn(struct store *s, int64_t now, size_t max, int64_t *n,
+    const char **error_r)
+{
+	struct due {
+		int64_t	 id, letter_id, practice_id;
+		char	 reason[STORE_REASON_MAX + 1];
+	}		*due = NULL;
+	sqlite3_stmt	*st;
+	const char	*last;
+	size_t		 ndue = 0, i;
+	int		 own, rc;
+
+	*n = 0;
+	if (max > STORE_CLAIM_MAX) {
+		*error_r = "warn: too many rows asked for";
+		return STORE_ERROR;
+	}
+	if (max == 0)
+		return STORE_OK;
+	if ((rc = store_tx_begin(s, &own, error_r)) != STORE_OK)
+		return rc;
+	if ((rc = store_stmt(s, ST_WARN_DUE, &st, error_r)) != STORE_OK)
+		goto end;
+	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_int64(st, 2, (int64_t)max);
+	due = xcalloc(max, sizeof(*due));
+	while (ndue < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		char	 buf[STORE_REASON_MAX + 64];
+
+		due[ndue].id = sqlite3_column_int64(st, 0);
+		due[ndue].letter_id = sqlite3_column_int64(st, 1);
+		due[ndue].practice_id = sqlite3_column_int64(st, 2);
+		last = (const char *)sqlite3_column_text(st, 3);
+		if (last != NULL)
+			snprintf(buf, sizeof(buf), "not delivered yet; last "
+			    "error: %s", last);
+		else
+			strlcpy_sp(buf, "not delivered yet", sizeof(buf));
+		store_clip(due[ndue].reason, sizeof(due[ndue].reason), buf);
+		ndue++;
+	}
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		rc = store_fail(s, rc, "warn", error_r);
+		store_done(st);
+		goto end;
+	}
+	store_done(st);
+	rc = STORE_OK;
+	for (i = 0; i < ndue && rc == STORE_OK; i++) {
+		rc = store_alert_add(s, due[i].practice_id, due[i].letter_id,
+		    due[i].id, "delayed", due[i].reason, now, error_r);
+		if (rc != STORE_OK)
+			break;
+		if ((rc = store_stmt(s, ST_WARN_CLEAR, &st, error_r)) != 0)
+			break;
+		sqlite3_bind_int64(st, 1, due[i].id);
+		rc = store_run(s, st, "warn", error_r);
+	}
+end:
+	free(due);
+	if ((rc = store_tx_end(s, own, rc, error_r)) == STORE_OK)
+		*n = (int64_t)ndue;
+	return rc;
+}
+
+/* One delivery by id. */
+int
+store_delivery_get(struct store *s, int64_t id, struct store_delivery **dp,
+    const char **error_r)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	*dp = NULL;
+	if ((rc = store_stmt(s, ST_DELIVERY_GET, &st, error_r)) != STORE_OK)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	if ((rc = store_fetch(s, st, "delivery get", error_r)) != STORE_OK)
+		return rc;
+	*dp = xcalloc(1, sizeof(**dp));
+	store_read_delivery(st, *dp);
+	store_done(st);
+	return STORE_OK;
+}
+
+/* Free a delivery; accepts NULL. */
+void
+store_delivery_free(struct store_delivery **dp)
+{
+	if (*dp == NULL)
+		return;
+	store_delivery_clear(*dp);
+	free(*dp);
+	*dp = NULL;
+}
+
+/*
+ * Release (held -> queued, released, address now the patient's) or cancel
+ * (queued|deferred|held -> cancelled) every matching delivery of a letter,
+ * one audit row each, and restate the letter.
+ */
+static int
+store_letter_admin(struct store *s, int64_t letter_id, const char *actor,
+    int cancel, int64_t *n, const char **error_r)
+{
+	struct store_head	 h;
+	sqlite3_stmt		*st;
+	unsigned char		 prev[HASH_SHA256_LEN];
+	char			 object[48];
+	int64_t			*ids = NULL, now;
+	size_t			 nids = 0, i;
+	int			 own, rc;
+
+	*n = 0;
+	if (!store_text_ok(actor, 0)) {
+		*error_r = "actor missing or too long";
+		return STORE_ERROR;
+	}
+	if ((rc = store_tx_begin(s, &own, error_r)) != STORE_OK)
+		return rc;
+	now = util_time();
+	if ((rc = store_letter_head(s, letter_id, &h, error_r)) != STORE_OK)
+		return store_tx_end(s, own, rc, error_r);
+	rc = store_ids(s, cancel ? ST_CANCEL_IDS : ST_RELEASE_IDS, letter_id,
+	    0, &ids, &nids, error_r);
+	if (rc == STORE_OK)
+		rc = store_audit_last(s, prev, error_r);
+	for (i = 0; i < nids && rc == STORE_OK; i++) {
+		if ((rc = store_stmt(s, cancel ? ST_CANCEL_ONE :
+		    ST_RELEASE_ONE, &st, error_r)) != STORE_OK)
+			break;
+		sqlite3_bind_int64(st, 1, ids[i]);
+		if (cancel)
+			sqlite3_bind_int64(st, 2, now);
+		else {
+			store_bind_text(st, 2, h.email);
+			sqlite3_bind_int64(st, 3, now);
+		}
+		if ((rc = store_run(s, st, "delivery update", error_r)) != 0)
+			break;
+		snprintf(object, sizeof(object), "delivery:%lld",
+		    (long long)ids[i]);
+		rc = store_audit_append(s, now, actor, cancel ?
+		    "delivery.cancelled" : "delivery.released", object, "ok",
+		    prev, error_r);
+	}
+	if (rc == STORE_OK && nids > 0)
+		rc = store_letter_restate(s, letter_id, h.state, 0, error_r);
+	free(ids);
+	free(h.email);
+	if ((rc = store_tx_end(s, own, rc, error_r)) == STORE_OK)
+		*n = (int64_t)nids;
+	return rc;
+}
+
+int
+store_letter_release(struct store *s, int64_t letter_id, const char *actor,
+    int64_t *n, const char **error_r)
+{
+	return store_letter_admin(s, letter_id, actor, 0, n, error_r);
+}
+
+int
+store_letter_cancel(struct store *s, int64_t letter_id, const char *actor,
+    int64_t *n, const char **error_r)
+{
+	return store_letter_admin(s, letter_id, actor, 1, n, error_r);
+}
+
+/* Make deferred deliveries due now: of one letter, or (0) all. */
+int
+store_deliveries_retry(struct store *s, int64_t letter_id, int64_t now,
+    int64_t *n, const char **error_r)
+{
+	struct store_head	 h;
+	sqlite3_stmt		*st;
+	int			 rc;
+
+	*n = 0;
+	if (letter_id != 0) {
+		if ((rc = store_letter_head(s, letter_id, &h, error_r)) != 0)
+			return rc;
+		free(h.email);
+	}
+	if ((rc = store_stmt(s, letter_id != 0 ? ST_RETRY_LETTER :
+	    ST_RETRY_ALL, &st, error_r)) != STORE_OK)
+		return rc;
+	if (letter_id != 0) {
+		sqlite3_bind_int64(st, 1, letter_id);
+		sqlite3_bind_int64(st, 2, now);
+	} else
+		sqlite3_bind_int64(st, 1, now);
+	if ((rc = store_run(s, st, "retry", error_r)) != STORE_OK)
+		return rc;
+	*n = sqlite3_changes(s->db);
+	return STORE_OK;
+}
+
+/* Counts by state and the queue's edges, for status and /metrics. */
+int
+store_queue_stats(struct store *s, struct store_queue_stats *q,
+    const char **error_r)
+{
+	static const char *const names[] = {
+		STORE_DS_QUEUED, STORE_DS_SENDING, STORE_DS_DEFERRED,
+		STORE_DS_HELD, STORE_DS_SENT, STORE_DS_FAILED,
+		STORE_DS_EXPIRED, STORE_DS_CANCELLED
+	};
+	int64_t		*slot[] = {
+		&q->queued, &q->sending, &q->deferred, &q->held, &q->sent,
+		&q->failed, &q->expired, &q->cancelled
+	};
+	sqlite3_stmt	*st;
+	const char	*state;
+	int64_t		 a, b;
+	size_t		 i;
+	int		 rc;
+
+	memset(q, 0, sizeof(*q));
+	if ((rc = store_stmt(s, ST_QSTATS_STATES, &st, error_r)) != STORE_OK)
+		return rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		state = (const char *)sqlite3_column_text(st, 0);
+		for (i = 0; state != NULL && i < nitems(names); i++) {
+			if (strcmp(state, names[i]) == 0)
+				*slot[i] = sqlite3_column_int64(st, 1);
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		rc = store_fail(s, rc, "queue stats", error_r);
+		store_done(st);
+		return rc;
+	}
+	store_done(st);
+
+	if ((rc = store_stmt(s, ST_QSTATS_MORE, &st, error_r)) != STORE_OK)
+		return rc;
+	if ((rc = store_fetch(s, st, "queue stats", error_r)) != STORE_OK)
+		return rc == STORE_NOTFOUND ? STORE_ERROR : rc;
+	q->oldest_open = sqlite3_column_int64(st, 0);	/* NULL: 0 */
+	q->paper_open = sqlite3_column_int64(st, 1);
+	q->alerts_queued = sqlite3_column_int64(st, 2);
+	q->callbacks_queued = sqlite3_column_int64(st, 3);
+	a = sqlite3_column_type(st, 4) == SQLITE_NULL ? 0 :
+	    sqlite3_column_int64(st, 4);
+	b = sqlite3_column_type(st, 5) == SQLITE_NULL ? 0 :
+	    sqlite3_column_int64(st, 5);
+	q->next_due = a == 0 ? b : b == 0 ? a : a < b ? a : b;
+	store_done(st);
+	return STORE_OK;
+}
+
+/* A listing of deliveries in the given states, oldest first; max 0: all. */
+int
+store_queue_list(struct store *s, const char *states, size_t max,
+    struct store_queue_row **out, size_t *n, const char **error_r)
+{
+	struct store_queue_row	*r;
+	sqlite3_stmt		*st;
+	char			 want[8][16];
+	size_t			 nwant, i;
+	int			 rc;
+
+	*out = NULL;
+	*n = 0;
+	if (states == NULL)
+		states = "queued|sending|deferred|held";
+	if (store_states_parse(states, want, nitems(want), &nwant) == -1) {
+		*error_r = "queue list: bad list of states";
+		return STORE_ERROR;
+	}
+	if ((rc = store_stmt(s, ST_QUEUE_LIST, &st, error_r)) != STORE_OK)
+		return rc;
+	for (i = 0; i < nwant; i++)
+		sqlite3_bind_text(st, (int)i + 1, want[i], -1,
+		    SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 9, max == 0 || max > INT64_MAX ? -1 :
+	    (int64_t)max);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*out = xreallocarray(*out, *n + 1, sizeof(**out));
+		r = &(*out)[(*n)++];
+		memset(r, 0, sizeof(*r));
+		r->delivery_id = sqlite3_column_int64(st, 0);
+		r->letter_id = sqlite3_column_int64(st, 1);
+		r->patient_id = sqlite3_column_int64(st, 2);
+		store_clip(r->state, sizeof(r->state),
+		    (const char *)sqlite3_column_text(st, 3));
+		r->attempts = sqlite3_column_int(st, 4);
+		r->next_attempt = sqlite3_column_int64(st, 5);
+		r->created = sqlite3_column_int64(st, 6);
+		store_clip(r->last_error, sizeof(r->last_error),
+		    (const char *)sqlite3_column_text(st, 7));
+	}
+	if (rc != SQLITE_DONE) {
+		rc = store_fail(s, rc, "queue list", error_r);
+		store_done(st);
+		free(*out);
+		*out = NULL;
+		*n = 0;
+		return rc;
+	}
+	store_done(st);
+	return STORE_OK;
+}
+
+/* --- alerts ----------------------------------------------------------- */
+
+/*
+ * Read and mark one due alert.  *skip is set when the practice has lost its
+ * failsafe address since: the row becomes "none" and is not returned.
+ */
+static int
+store_alert_one(struct store *s, int64_t id, struct store_alert *a,
+    int *skip, const char **error_r)
+{
+	sqlite3_stmt	*st;
+	const char	*to;
+	int		 rc;
+
+	*skip = 0;
+	if ((rc = store_stmt(s, ST_ALERT_READ, &st, error_r)) != STORE_OK)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	if ((rc = store_fetch(s, st, "alert", error_r)) != STORE_OK)
+		return rc == STORE_NOTFOUND ? STORE_ERROR : rc;
+	to = (const char *)sqlite3_column_text(st, 8);
+	if (to == NULL) {
+		store_done(st);
+		*skip = 1;
+		if ((rc = store_stmt(s, ST_ALERT_NONE, &st, error_r)) != 0)
+			return rc;
+		sqlite3_bind_int64(st, 1, id);
+		return store_run(s, st, "alert", error_r);
+	}
+	a->id = id;
+	a->practice_id = sqlite3_column_int64(st, 0);
+	a->letter_id = sqlite3_column_int64(st, 1);
+	a->delivery_id = sqlite3_column_int64(st, 2);
+	a->patient_id = sqlite3_column_int64(st, 3);
+	store_clip(a->kind, sizeof(a->kind),
+	    (const char *)sqlite3_column_text(st, 4));
+	store_clip(a->reason, sizeof(a->reason),
+	    (const char *)sqlite3_column_text(st, 5));
+	a->created = sqlite3_column_int64(st, 6);
+	a->attempts = sqlite3_column_int(st, 7) + 1;
+	a->to = xstrdup(to);
+	a->message_id = store_col_str(st, 9);
+	if (a->message_id == NULL &&
+	    (a->message_id = mime_message_id((const char *)
+	    sqlite3_column_text(st, 10))) == NULL) {
+		store_done(st);
+		*error_r = "alert: the practice domain cannot make a "
+		    "Message-ID";
+		return STORE_ERROR;
+	}
+	store_done(st);
+	if ((rc = store_stmt(s, ST_ALERT_MARK, &st, error_r)) != STORE_OK)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	store_bind_text(st, 2, a->message_id);
+	return store_run(s, st, "alert", error_r);
+}
+
+/* Claim up to max due alerts. */
+int
+store_alerts_claim(struct store *s, int64_t now, size_t max,
+    struct store_alert **out, size_t *n, const char **error_r)
+{
+	struct store_alert	*a = NULL;
+	int64_t			*ids = NULL;
+	size_t			 nids = 0, i, k = 0;
+	int			 own, rc, skip;
+
+	*out = NULL;
+	*n = 0;
+	if (max > STORE_CLAIM_MAX) {
+		*error_r = "alerts: too many rows asked for";
+		return STORE_ERROR;
+	}
+	if (max == 0)
+		return STORE_OK;
+	if ((rc = store_tx_begin(s, &own, error_r)) != STORE_OK)
+		return rc;
+	rc = store_ids(s, ST_ALERTS_DUE, now, (int64_t)max, &ids, &nids,
+	    error_r);
+	if (rc == STORE_OK && nids > 0)
+		a = xcalloc(nids, sizeof(*a));
+	for (i = 0; i < nids && rc == STORE_OK; i++) {
+		rc = store_alert_one(s, ids[i], &a[k], &skip, error_r);
+		if (rc != STORE_OK || !skip)
+			k++;	/* on failure too: free what it holds */
+	}
+	free(ids);
+	if ((rc = store_tx_end(s, own, rc, error_r)) != STORE_OK) {
+		store_alerts_free(&a, k);
+		return rc;
+	}
+	if (k == 0)
+		store_alerts_free(&a, 0);
+	*out = a;
+	*n = k;
+	return STORE_OK;
+}
+
+/* Free an array of alerts; accepts NULL. */
+void
+store_alerts_free(struct store_alert **ap, size_t n)
+{
+	struct store_alert	*a = *ap;
+	size_t			 i;
+
+	if (a == NULL)
+		return;
+	for (i = 0; i < n; i++) {
+		free(a[i].to);
+		free(a[i].message_id);
+	}
+	free(a);
+	*ap = NULL;
+}
+
+/* The outcome of an alert being sent. */
+int
+store_alert_done(struct store *s, int64_t id, const char *state,
+    int64_t next_attempt, const char *error, const char **error_r)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	if (state == NULL || (strcmp(state, "sent") != 0 &&
+	    strcmp(state, "queued") != 0 && strcmp(state, "failed") != 0)) {
+		*error_r = "alert: state must be sent, queued or failed";
+		return STORE_ERROR;
+	}
+	if (strcmp(state, "queued") == 0 && next_attempt <= 0) {
+		*error_r = "alert: a retry without a next attempt";
+		return STORE_ERROR;
+	}
+	if (!store_text_ok(error, 1)) {
+		*error_r = "alert: reason too long";
+		return STORE_ERROR;
+	}
+	if ((rc = store_stmt(s, ST_ALERT_DONE, &st, error_r)) != STORE_OK)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	store_bind_text(st, 2, state);
+	sqlite3_bind_int64(st, 3, next_attempt);
+	store_bind_text(st, 4, error);
+	if ((rc = store_run(s, st, "alert done", error_r)) != STORE_OK)
+		return rc;
+	if (sqlite3_changes(s->db) == 0) {
+		*error_r = "no such alert being sent";
+		return STORE_NOTFOUND;
+	}
+	return STORE_OK;
+}
+
+/* --- callbacks -------------------------------------------------------- */
+
+/* Read and mark one due callback; *skip when its client has no URL any
+ * more or was revoked (the row becomes "failed"). */
+static int
+store_callback_one(struct store *s, int64_t id, struct store_callback *c,
+    int *skip, const char **error_r)
+{
+	sqlite3_stmt	*st;
+	const char	*url;
+	const void	*p;
+	int		 rc, n;
+
+	*skip = 0;
+	if ((rc = store_stmt(s, ST_CALLBACK_READ, &st, error_r)) != 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	if ((rc = store_fetch(s, st, "callback", error_r)) != STORE_OK)
+		return rc == STORE_NOTFOUND ? STORE_ERROR : rc;
+	url = (const char *)sqlite3_column_text(st, 3);
+	if (url == NULL || sqlite3_column_int(st, 4) != 0) {
+		store_done(st);
+		*skip = 1;
+		if ((rc = store_stmt(s, ST_CALLBACK_DROP, &st, error_r)) != 0)
+			return rc;
+		sqlite3_bind_int64(st, 1, id);
+		return store_run(s, st, "callback", error_r);
+	}
+	c->id = id;
+	c->client_id = sqlite3_column_int64(st, 0);
+	c->delivery_id = sqlite3_column_int64(st, 1);
+	c->attempts = sqlite3_column_int(st, 2) + 1;
+	c->url = xstrdup(url);
+	c->payload = store_col_str(st, 5);
+	p = sqlite3_column_blob(st, 6);
+	n = sqlite3_column_bytes(st, 6);
+	if (p != NULL && n > 0) {
+		c->token = xmemdup(p, (size_t)n);
+		c->token_len = (size_t)n;
+	}
+	store_done(st);
+	if (c->payload == NULL) {
+		*error_r = "callback without a payload";
+		return STORE_ERROR;
+	}
+	if ((rc = store_stmt(s, ST_CALLBACK_MARK, &st, error_r)) != 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	return store_run(s, st, "callback", error_r);
+}
+
+/* Claim up to max due callbacks. */
+int
+store_callbacks_claim(struct store *s, int64_t now, size_t max,
+    struct store_callback **out, size_t *n, const char **error_r)
+{
+	struct store_callback	*c = NULL;
+	int64_t			*ids = NULL;
+	size_t			 nids = 0, i, k = 0;
+	int			 own, rc, skip;
+
+	*out = NULL;
+	*n = 0;
+	if (max > STORE_CLAIM_MAX) {
+		*error_r = "callbacks: too many rows asked for";
+		return STORE_ERROR;
+	}
+	if (max == 0)
+		return STORE_OK;
+	if ((rc = store_tx_begin(s, &own, error_r)) != STORE_OK)
+		return rc;
+	rc = store_ids(s, ST_CALLBACKS_DUE, now, (int64_t)max, &ids, &nids,
+	    error_r);
+	if (rc == STORE_OK && nids > 0)
+		c = xcalloc(nids, sizeof(*c));
+	for (i = 0; i < nids && rc == STORE_OK; i++) {
+		rc = store_callback_one(s, ids[i], &c[k], &skip, error_r);
+		if (rc != STORE_OK || !skip)
+			k++;
+	}
+	free(ids);
+	if ((rc = store_tx_end(s, own, rc, error_r)) != STORE_OK) {
+		store_callbacks_free(&c, k);
+		return rc;
+	}
+	if (k == 0)
+		store_callbacks_free(&c, 0);
+	*out = c;
+	*n = k;
+	return STORE_OK;
+}
+
+/* Free an array of callbacks; accepts NULL. */
+void
+store_callbacks_free(struct store_callback **cp, size_t n)
+{
+	struct store_callback	*c = *cp;
+	size_t			 i;
+
+	if (c == NULL)
+		return;
+	for (i = 0; i < n; i++) {
+		free(c[i].url);
+		free(c[i].payload);
+		if (c[i].token != NULL) {
+			hash_wipe(c[i].token, c[i].token_len);
+			free(c[i].token);
+		}
+	}
+	free(c);
+	*cp = NULL;
+}
+
+/* The outcome of a callback being posted. */
+int
+store_callback_done(struct store *s, int64_t id, const char *state,
+    int64_t next_attempt, int http_status, const char **error_r)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	if (state == NULL || (strcmp(state, "sent") != 0 &&
+	    strcmp(state, "queued") != 0 && strcmp(state, "failed") != 0)) {
+		*error_r = "callback: state must be sent, queued or failed";
+		return STORE_ERROR;
+	}
+	if (strcmp(state, "queued") == 0 && next_attempt <= 0) {
+		*error_r = "callback: a retry without a next attempt";
+		return STORE_ERROR;
+	}
+	if ((rc = store_stmt(s, ST_CALLBACK_DONE, &st, error_r)) != 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	store_bind_text(st, 2, state);
+	sqlite3_bind_int64(st, 3, next_attempt);
+	sqlite3_bind_int(st, 4, http_status);
+	if ((rc = store_run(s, st, "callback done", error_r)) != STORE_OK)
+		return rc;
+	if (sqlite3_changes(s->db) == 0) {
+		*error_r = "no such callback being sent";
+		return STORE_NOTFOUND;
+	}
+	return STORE_OK;
+}
+
+/* --- the paper queue -------------------------------------------------- */
+
+/* Fill a paper row from PAPER_COLS. */
+static void
+store_read_paper(sqlite3_stmt *st, struct store_paper *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->letter_id = sqlite3_column_int64(st, 0);
+	p->practice_id = sqlite3_column_int64(st, 1);
+	p->patient_id = sqlite3_column_int64(st, 2);
+	store_clip(p->reason, sizeof(p->reason),
+	    (const char *)sqlite3_column_text(st, 3));
+	p->created = sqlite3_column_int64(st, 4);
+	p->printed = sqlite3_column_int64(st, 5);
+	p->done = sqlite3_column_int64(st, 6);
+	store_clip(p->done_by, sizeof(p->done_by),
+	    (const char *)sqlite3_column_text(st, 7));
+}
+
+/* The paper queue, oldest first. */
+int
+store_paper_list(struct store *s, int64_t practice_id, int with_done,
+    struct store_paper **out, size_t *n, const char **error_r)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	*out = NULL;
+	*n = 0;
+	if ((rc = store_stmt(s, with_done ? ST_PAPER_LIST_ALL :
+	    ST_PAPER_LIST_OPEN, &st, error_r)) != STORE_OK)
+		return rc;
+	sqlite3_bind_int64(st, 1, practice_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*out = xreallocarray(*out, *n + 1, sizeof(**out));
+		store_read_paper(st, &(*out)[(*n)++]);
+	}
+	if (rc != SQLITE_DONE) {
+		rc = store_fail(s, rc, "paper list", error_r);
+		store_done(st);
+		free(*out);
+		*out = NULL;
+		*n = 0;
+		return rc;
+	}
+	store_done(st);
+	return STORE_OK;
+}
+
+/* One letter's paper row. */
+int
+store_paper_get(struct store *s, int64_t letter_id, struct store_paper *p,
+    const char **error_r)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	memset(p, 0, sizeof(*p));
+	if ((rc = store_stmt(s, ST_PAPER_GET, &st, error_r)) != STORE_OK)
+		return rc;
+	sqlite3_bind_int64(st, 1, letter_id);
+	if ((rc = store_fetch(s, st, "paper get", error_r)) != STORE_OK)
+		return rc;
+	store_read_paper(st, p);
+	store_done(st);
+	return STORE_OK;
+}
+
+/* Mark printed (the first time is kept) or done (once), with an audit
+ * row, in one transaction. */
+static int
+store_paper_mark(struct store *s, int64_t letter_id, const char *actor,
+    int done, const char **error_r)
+{
+	struct store_paper	 p;
+	sqlite3_stmt		*st;
+	char			 object[48], by[64];
+	int64_t			 now;
+	int			 own, rc;
+
+	if (!store_text_ok(actor, 0)) {
+		*error_r = "actor missing or too long";
+		return STORE_ERROR;
+	}
+	if ((rc = store_tx_begin(s, &own, error_r)) != STORE_OK)
+		return rc;
+	now = util_time();
+	if ((rc = store_paper_get(s, letter_id, &p, error_r)) != STORE_OK)
+		return store_tx_end(s, own, rc, error_r);
+	if (done && p.done != 0)	/* already closed: nothing to do */
+		return store_tx_end(s, own, STORE_OK, error_r);
+	if ((rc = store_stmt(s, done ? ST_PAPER_DONE : ST_PAPER_PRINTED, &st,
+	    error_r)) != STORE_OK)
+		return store_tx_end(s, own, rc, error_r);
+	sqlite3_bind_int64(st, 1, letter_id);
+	sqlite3_bind_int64(st, 2, now);
+	if (done) {
+		store_clip(by, sizeof(by), actor);
+		sqlite3_bind_text(st, 3, by, -1, SQLITE_TRANSIENT);
+	}
+	rc = store_run(s, st, "paper", error_r);
+	snprintf(object, sizeof(object), "letter:%lld", (long long)letter_id);
+	if (rc == STORE_OK)
+		rc = store_audit(s, actor, done ? "paper.done" :
+		    "paper.printed", object, "ok", error_r);
+	return store_tx_end(s, own, rc, error_r);
+}
+
+int
+store_paper_printed(struct store *s, int64_t letter_id, const char *actor,
+    const char **error_r)
+{
+	return store_paper_mark(s, letter_id, actor, 0, error_r);
+}
+
+int
+store_paper_done(struct store *s, int64_t letter_id, const char *actor,
+    const char **error_r)
+{
+	return store_paper_mark(s, letter_id, actor, 1, error_r);
+}
+
+/* --- test hooks (store_sqlite.h) -------------------------------------- */
+
+/* EXPLAIN QUERY PLAN of a named statement, one detail line per step. */
+int
+store_sqlite_plan(struct store *s, const char *name, char **plan,
+    const char **error_r)
+{
+	static const struct {
+		const char	*name;
+		enum store_stmt	 which;
+	} names[] = {
+		{ "claim_queued", ST_CLAIM_QUEUED },
+		{ "claim_deferred", ST_CLAIM_DEFERRED },
+		{ "warn", ST_WARN_DUE },
+		{ "alerts_claim", ST_ALERTS_DUE },
+		{ "callbacks_claim", ST_CALLBACKS_DUE },
+		{ "queue_stats", ST_QSTATS_MORE },
+	};
+	sqlite3_stmt	*st;
+	char		*sql, *out, *t;
+	size_t		 i;
+	int		 rc;
+
+	*plan = NULL;
+	for (i = 0; i < nitems(names); i++) {
+		if (strcmp(names[i].name, name) == 0)
+			break;
+	}
+	if (i == nitems(names)) {
+		*error_r = "no statement of that name";
+		return STORE_ERROR;
+	}
+	xasprintf(&sql, "EXPLAIN QUERY PLAN %s", store_sql[names[i].which]);
+	rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+	free(sql);
+	if (rc != SQLITE_OK)
+		return store_fail(s, rc, "prepare", error_r);
+	out = xstrdup("");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		xasprintf(&t, "%s%s\n", out, sqlite3_column_text(st, 3));
+		free(out);
+		out = t;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		free(out);
+		return store_fail(s, rc, "explain", error_r);
+	}
+	*plan = out;
 	return STORE_OK;
 }

@@ -281,7 +281,8 @@ test_open(void)
 	if ((db = raw_open(path)) != NULL) {
 		is_int(raw_int(db, "PRAGMA user_version"), 99,
 		    "the refused database was left alone");
-		raw_exec(db, "PRAGMA user_version = 1", NULL, 0);
+		snprintf(want, sizeof(want), "PRAGMA user_version = %d", v);
+		raw_exec(db, want, NULL, 0);
 		sqlite3_close(db);
 	}
 	rc = store_open(path, STORE_RDWR, &s, &e);
