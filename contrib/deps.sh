@@ -15,6 +15,8 @@ build_pkgs="ca-certificates gcc make autoconf automake pkg-config
 test_pkgs="$build_pkgs python3 age swaks mandoc bsdextrautils systemd
  procps psmisc coreutils iproute2 util-linux"
 bench_pkgs="$test_pkgs postfix"
+# tests/rig/make-dsn.sh makes the bounces of tests/data/dsn with Postfix.
+test_pkgs="$test_pkgs postfix"
 
 case $what in
 build) pkgs=$build_pkgs ;;
