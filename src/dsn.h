@@ -53,7 +53,7 @@ struct dsn_report {
 	char		 reporting_mta[DSN_ADDR_MAX];	/* "dns; mx.example" */
 	char		 orig_msgid[DSN_MSGID_MAX + 1];	/* "<..>" or "" */
 	struct dsn_rcpt	 rcpts[DSN_MAX_RCPTS];
-	size_t		 nrcpts;
+	size_t		 nrcpts;	/* the first DSN_MAX_RCPTS blocks */
 };
 
 enum dsn_result {
@@ -67,9 +67,11 @@ enum dsn_result dsn_parse(const char *raw, size_t len,
 	    struct dsn_report *, const char **error_r);
 
 /*
- * The most severe verdict of the report: 5 if any recipient failed with
- * a 5.x.x status (or Action: failed without one), 4 if delayed or 4.x.x,
- * 2 if only delivered/relayed/expanded, 0 if nothing usable.
+ * The most severe verdict of the report: 5 if any recipient failed
+ * (Action: failed whatever its status: an MTA that gives up after
+ * retrying, as Postfix does at maximal_queue_lifetime, reports its last
+ * 4.x.x) or has a 5.x.x status, 4 if delayed or 4.x.x, 2 if only
+ * delivered/relayed/expanded (or 2.x.x), 0 if nothing usable.
  */
 int	 dsn_class(const struct dsn_report *);
 

@@ -3,8 +3,8 @@
  * resource-limited, seccomp-filtered process.
  *
  * Owns both sides of the pipe protocol in sandbox.h.  Parent side
- * (sandbox_new, sandbox_parse_letter, sandbox_request, sandbox_child_pid,
- * sandbox_free): a child is started lazily (fork, limits, execve of
+ * (sandbox_new, sandbox_parse_letter, sandbox_parse_dsn, sandbox_request,
+ * sandbox_child_pid, sandbox_free): a child is started lazily (fork, limits, execve of
  * params->program with "-P" and a clean environment), is waited for until
  * it says ready, and then serves requests; every request has one wall-clock
  * deadline covering the write and the answer.  A timeout, an early EOF, a
@@ -23,7 +23,8 @@
  * non-dumpable, installs a seccomp filter (raw BPF: read on stdin, write on
  * stdout/stderr, memory management without PROT_EXEC, exit, futex, clocks,
  * signal return; open/openat fail with EACCES; anything else kills the
- * process), then loops: request in, mime_parse_letter(), answer out.
+ * process), then loops: request in, mime_parse_letter() (or for a bounce
+ * mime_prefilter() and dsn_parse()), answer out.
  *
  * Test-only ops (sandbox.h) are honoured only when the child's environment
  * has SEALPOST_SANDBOX_TEST_OPS=1, which the parent sets only for params
@@ -60,6 +61,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dsn.h"
 #include "letter.h"
 #include "log.h"
 #include "mime.h"
@@ -70,6 +72,7 @@
 #define SANDBOX_ENV_MAX		"SEALPOST_SANDBOX_MAX_SIZE"
 #define SANDBOX_ENV_TEST	"SEALPOST_SANDBOX_TEST_OPS"
 #define SANDBOX_ANSWER_SLACK	(1024 * 1024)
+#define SANDBOX_DSN_ANSWER_MAX	65536	/* a report's text is ~13 KB at most */
 
 struct sandbox {
 	char		*program;
@@ -87,6 +90,9 @@ struct sandbox {
 };
 
 static int	 sb_start(struct sandbox *, struct letter_error *);
+static int	 sb_exchange(struct sandbox *, int, const char *, size_t,
+		    size_t, char **, size_t *, struct letter_error *);
+static void	 sb_served(struct sandbox *);
 static void	 sb_kill(struct sandbox *, int *);
 static int	 sb_fail(struct sandbox *, struct letter_error *, const char *,
 		    const char *);
@@ -106,6 +112,8 @@ static int	 child_seccomp(void);
 static int	 child_read(void *, size_t);
 static void	 child_write(const void *, size_t);
 static void	 child_answer(int, const char *, size_t);
+static void	 child_error(const struct letter_error *);
+static void	 child_dsn(const char *, size_t, const struct mime_limits *);
 static void	 child_spin(void) __attribute__((noreturn));
 static void	 close_from3(void);
 
@@ -179,18 +187,94 @@ sandbox_parse_letter(struct sandbox *sb, const char *raw, size_t len,
 	return sandbox_request(sb, SANDBOX_OP_PARSE, raw, len, docp, err);
 }
 
-/* Send one request and read its answer, all within the timeout. */
+/* Send one request and read its document, all within the timeout. */
 int
 sandbox_request(struct sandbox *sb, int op, const char *raw, size_t len,
     struct letter_doc **docp, struct letter_error *err)
 {
-	unsigned char	 hdr[5];
-	uint64_t	 deadline;
-	char		*ans = NULL;
-	size_t		 alen = 0;
-	int		 r;
+	char	*ans = NULL;
+	size_t	 alen = 0;
+	int	 r;
 
 	*docp = NULL;
+	if ((r = sb_exchange(sb, op, raw, len, sb_answer_max(sb), &ans, &alen,
+	    err)) != 0)
+		return r;
+	r = -2;
+	if (alen >= 1 && ans[0] == 'D') {
+		if (letter_doc_parse(ans + 1, alen - 1, docp, err) == 0)
+			r = 0;
+		else
+			*docp = NULL;
+	} else if (alen >= 1 && ans[0] == 'E' &&
+	    sb_error(ans + 1, alen - 1, err) == 0)
+		r = -1;
+	explicit_bzero(ans, alen);
+	free(ans);
+	if (r == -2)
+		return sb_fail(sb, err, "parse_crashed",
+		    "the parser answered garbage");
+	sb_served(sb);
+	return r;
+}
+
+/* Read a bounce in the child: a report, or why it is none. */
+int
+sandbox_parse_dsn(struct sandbox *sb, const char *raw, size_t len,
+    struct dsn_report *report, enum dsn_result *result,
+    struct letter_error *err)
+{
+	char	*ans = NULL;
+	size_t	 alen = 0;
+	int	 r;
+
+	memset(report, 0, sizeof(*report));
+	*result = DSN_MALFORMED;
+	if ((r = sb_exchange(sb, SANDBOX_OP_DSN, raw, len,
+	    SANDBOX_DSN_ANSWER_MAX, &ans, &alen, err)) != 0)
+		return r;
+	r = -2;
+	if (alen >= 1 && ans[0] == 'N') {
+		if (dsn_deserialize(ans + 1, alen - 1, report) == 0) {
+			*result = DSN_OK;
+			r = 0;
+		}
+	} else if (alen >= 1 && ans[0] == 'E' &&
+	    sb_error(ans + 1, alen - 1, err) == 0) {
+		/* Not a report: an answer, not a rejection. */
+		if (strcmp(err->code, "dsn_not_report") == 0) {
+			*result = DSN_NOT_REPORT;
+			r = 0;
+		} else if (strcmp(err->code, "dsn_malformed") == 0) {
+			*result = DSN_MALFORMED;
+			r = 0;
+		} else
+			r = -1;
+	}
+	explicit_bzero(ans, alen);
+	free(ans);
+	if (r == -2)
+		return sb_fail(sb, err, "parse_crashed",
+		    "the parser answered garbage");
+	sb_served(sb);
+	return r;
+}
+
+/*
+ * Send one request and read its answer frame (at most max bytes), all
+ * within the timeout: 0 and *ansp (malloc'd), -1 (too large: err filled),
+ * -2 (no child, or it failed: killed, err filled).
+ */
+static int
+sb_exchange(struct sandbox *sb, int op, const char *raw, size_t len,
+    size_t max, char **ansp, size_t *alenp, struct letter_error *err)
+{
+	unsigned char	 hdr[5];
+	uint64_t	 deadline;
+	int		 r;
+
+	*ansp = NULL;
+	*alenp = 0;
 	memset(err, 0, sizeof(*err));
 	if (len > sb->max_size || len >= UINT32_MAX - 1) {
 		err->status = 413;
@@ -209,31 +293,22 @@ sandbox_request(struct sandbox *sb, int op, const char *raw, size_t len,
 	if ((r = sb_write(sb, hdr, sizeof(hdr), deadline)) == 0)
 		r = sb_write(sb, raw, len, deadline);
 	if (r == 0)
-		r = sb_read_frame(sb, &ans, &alen, sb_answer_max(sb), deadline);
+		r = sb_read_frame(sb, ansp, alenp, max, deadline);
 	if (r == -2)
 		return sb_fail(sb, err, "parse_timeout",
 		    "parsing the message took too long");
 	if (r != 0)
 		return sb_fail(sb, err, "parse_crashed",
 		    "the parser failed on the message");
+	return 0;
+}
 
-	r = -2;
-	if (alen >= 1 && ans[0] == 'D') {
-		if (letter_doc_parse(ans + 1, alen - 1, docp, err) == 0)
-			r = 0;
-		else
-			*docp = NULL;
-	} else if (alen >= 1 && ans[0] == 'E' &&
-	    sb_error(ans + 1, alen - 1, err) == 0)
-		r = -1;
-	explicit_bzero(ans, alen);
-	free(ans);
-	if (r == -2)
-		return sb_fail(sb, err, "parse_crashed",
-		    "the parser answered garbage");
+/* A request was answered: retire the child after its last one. */
+static void
+sb_served(struct sandbox *sb)
+{
 	if (sb->served >= SANDBOX_MAX_REQUESTS)
-		sb_kill(sb, NULL);	/* retire: the next one is fresh */
-	return r;
+		sb_kill(sb, NULL);	/* the next request starts a fresh one */
 }
 
 /* Fork and exec a child; wait for its 'R'. */
@@ -614,8 +689,7 @@ sandbox_child_main(void)
 	struct rlimit		 rl;
 	unsigned char		 hdr[4];
 	const char		*v;
-	char			*req, *json, line[sizeof(err.code) +
-				    sizeof(err.message) + 2];
+	char			*req, *json;
 	size_t			 n, jlen, maxreq;
 	int64_t			 max;
 	int			 test_ops, r;
@@ -664,7 +738,8 @@ sandbox_child_main(void)
 		/* The op first: a refused op ends the child at once. */
 		if (child_read(req, 1) != 0)
 			_exit(2);
-		if (req[0] != SANDBOX_OP_PARSE && !test_ops)
+		if (req[0] != SANDBOX_OP_PARSE && req[0] != SANDBOX_OP_DSN &&
+		    !test_ops)
 			_exit(2);
 		if (child_read(req + 1, n - 1) != 0)
 			_exit(2);
@@ -674,6 +749,11 @@ sandbox_child_main(void)
 		case SANDBOX_OP_PARSE:
 			r = mime_parse_letter(req + 1, n - 1, &lim, &doc, &err);
 			break;
+		case SANDBOX_OP_DSN:
+			child_dsn(req + 1, n - 1, &lim);
+			explicit_bzero(req, n);
+			free(req);
+			continue;
 		case SANDBOX_OP_TEST_UNFILTERED:
 			r = mime_parse_letter_unfiltered(req + 1, n - 1, &lim,
 			    &doc, &err);
@@ -692,13 +772,50 @@ sandbox_child_main(void)
 			child_answer('D', json, jlen);
 			explicit_bzero(json, jlen);
 			free(json);
-		} else {
-			n = (size_t)snprintf(line, sizeof(line), "%s\t%s",
-			    err.code, err.message);
-			child_answer('E', line, n < sizeof(line) ? n :
-			    sizeof(line) - 1);
-		}
+		} else
+			child_error(&err);
 	}
+}
+
+/* A bounce: the prefilter, then the report or why there is none. */
+static void
+child_dsn(const char *raw, size_t len, const struct mime_limits *lim)
+{
+	struct dsn_report	 rep;
+	struct letter_error	 err;
+	enum dsn_result		 res;
+	const char		*why = NULL;
+	char			*text;
+	size_t			 tlen;
+
+	if (mime_prefilter(raw, len, lim, &err) != 0) {
+		child_error(&err);
+		return;
+	}
+	res = dsn_parse(raw, len, &rep, &why);
+	if (res == DSN_OK && (text = dsn_serialize(&rep, &tlen)) != NULL) {
+		child_answer('N', text, tlen);
+		free(text);
+		return;
+	}
+	memset(&err, 0, sizeof(err));
+	strlcpy_sp(err.code, res == DSN_NOT_REPORT ? "dsn_not_report" :
+	    "dsn_malformed", sizeof(err.code));
+	strlcpy_sp(err.message, res == DSN_OK ? "the report has no text form" :
+	    why != NULL ? why : "the report is unusable", sizeof(err.message));
+	child_error(&err);
+}
+
+/* Answer 'E' with "code\tmessage". */
+static void
+child_error(const struct letter_error *err)
+{
+	char	 line[sizeof(err->code) + sizeof(err->message) + 2];
+	size_t	 n;
+
+	n = (size_t)snprintf(line, sizeof(line), "%s\t%s", err->code,
+	    err->message);
+	child_answer('E', line, n < sizeof(line) ? n : sizeof(line) - 1);
 }
 
 /* Read exactly len bytes from stdin: 0, 1 on EOF before any byte, -1. */

@@ -14,9 +14,12 @@
  * One struct sandbox belongs to one thread (each seal worker owns one).
  *
  * Wire (both directions): u32 big-endian length, then that many bytes.
- * Request: one op byte (SANDBOX_OP_PARSE), then the raw message.  Answer:
- * one status byte ('D' document follows, as letter_doc_serialize() JSON;
- * 'E' error: "code\tmessage"; 'R' alone, once, when a child is ready).
+ * Request: one op byte (SANDBOX_OP_PARSE, SANDBOX_OP_DSN), then the raw
+ * message.  Answer: one status byte ('D' document follows, as
+ * letter_doc_serialize() JSON; 'N' a delivery status report follows, as
+ * dsn_serialize() text; 'E' error: "code\tmessage"; 'R' alone, once, when
+ * a child is ready).  A bounce that is not a usable report is an 'E' with
+ * code "dsn_not_report" or "dsn_malformed".
  *
  * Limits: RLIMIT_AS = memory_limit (not under ASan, whose shadow memory
  * needs terabytes of address space), RLIMIT_FSIZE 0, RLIMIT_CORE 0,
@@ -33,6 +36,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "dsn.h"
 
 struct letter_doc;
 struct letter_error;
@@ -51,6 +56,8 @@ struct sandbox_params {
 
 /* Request ops (the first byte of a request). */
 #define SANDBOX_OP_PARSE		'P'
+/* A bounce: mime_prefilter(), then dsn_parse(). */
+#define SANDBOX_OP_DSN			'N'
 /*
  * Test-only ops, refused (the child exits) unless the child was started from
  * params with test_ops set: parse without mime_prefilter(), to prove that a
@@ -69,7 +76,18 @@ struct sandbox *sandbox_new(const struct sandbox_params *);
  */
 int	 sandbox_parse_letter(struct sandbox *, const char *raw, size_t len,
 	    struct letter_doc **doc, struct letter_error *err);
-/* The same with an explicit op: for tests. */
+/*
+ * Read a bounce as a delivery status notification.  0: *result set, and
+ * for DSN_OK *report; DSN_NOT_REPORT and DSN_MALFORMED also fill err
+ * (code "dsn_not_report" / "dsn_malformed", status 422, the parser's
+ * reason), so the caller can quarantine and say why.  -1: the message was
+ * rejected before parsing (the prefilter or the size: err filled).  -2: as
+ * for sandbox_parse_letter().
+ */
+int	 sandbox_parse_dsn(struct sandbox *, const char *raw, size_t len,
+	    struct dsn_report *report, enum dsn_result *result,
+	    struct letter_error *err);
+/* The same as sandbox_parse_letter() with an explicit op: for tests. */
 int	 sandbox_request(struct sandbox *, int op, const char *raw, size_t len,
 	    struct letter_doc **doc, struct letter_error *err);
 /* The running child's process id, or 0: for tests. */
