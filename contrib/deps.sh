@@ -15,6 +15,11 @@ build_pkgs="ca-certificates gcc make autoconf automake pkg-config
 test_pkgs="$build_pkgs python3 age swaks mandoc bsdextrautils systemd
  procps psmisc coreutils iproute2 util-linux"
 bench_pkgs="$test_pkgs postfix"
+# Relay (src/relay.c): SASL headers for the mutex callbacks, the PLAIN/LOGIN
+# plugins at run time; its tests run Postfix and a scripted aiosmtpd server.
+build_pkgs="$build_pkgs libsasl2-dev"
+test_pkgs="$test_pkgs libsasl2-dev postfix python3-aiosmtpd"
+bench_pkgs="$bench_pkgs libsasl2-dev python3-aiosmtpd"
 
 case $what in
 build) pkgs=$build_pkgs ;;
