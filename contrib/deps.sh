@@ -16,13 +16,16 @@ test_pkgs="$build_pkgs python3 age swaks mandoc bsdextrautils systemd
  procps psmisc coreutils iproute2 util-linux"
 bench_pkgs="$test_pkgs postfix"
 # Libraries of single modules: libcurl (webhook.c, GnuTLS flavour), cairo
-# and pango (paper.c) with the fonts the printed letter uses.
+# and pango (paper.c) with the fonts the printed letter uses, SASL headers
+# (relay.c installs the mutex callbacks libetpan never sets).
 build_pkgs="$build_pkgs libcurl4-gnutls-dev libcairo2-dev libpango1.0-dev
- fonts-dejavu-core"
+ fonts-dejavu-core libsasl2-dev"
 # Tests: poppler-utils reads the PDFs back; Postfix is the smarthost and
-# smtp-sink the mailbox of the letters-out tests.
+# smtp-sink the mailbox of the letters-out tests; aiosmtpd scripts the
+# failures Postfix cannot produce on demand.
 test_pkgs="$test_pkgs libcurl4-gnutls-dev libcairo2-dev libpango1.0-dev
- fonts-dejavu-core poppler-utils postfix"
+ fonts-dejavu-core poppler-utils postfix libsasl2-dev
+ python3-aiosmtpd"
 bench_pkgs="$test_pkgs"
 
 case $what in

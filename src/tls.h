@@ -12,7 +12,7 @@
 
 #include <stddef.h>
 
-struct mailstream;
+struct _mailstream;		/* libetpan's mailstream */
 struct mailstream_ssl_context;
 
 /* The libetpan TLS callback: data is the host name (const char *). */
@@ -26,7 +26,7 @@ void	 tls_sni_callback(struct mailstream_ssl_context *, void *data);
  * ("The certificate is NOT trusted. The certificate issuer is unknown.",
  * "no peer certificate", "CA file: no certificates loaded").
  */
-int	 tls_verify_stream(struct mailstream *, const char *host,
+int	 tls_verify_stream(struct _mailstream *, const char *host,
 	    const char *ca_file, char *err, size_t errsz);
 
 #endif
