@@ -403,13 +403,21 @@ submit_commit_batch(struct submit *s, struct store *st,
 {
 	struct store_letter_new	*rows;
 	const char		*error = NULL;
+	int64_t			 now, lifetime[2], warn[2];
 	size_t			 i;
 	int			 r, *rr;
 
 	rows = xcalloc(n, sizeof(*rows));
 	rr = xcalloc(n, sizeof(*rr));
+	now = util_time();
+	pthread_mutex_lock(&s->mu);
+	memcpy(lifetime, s->params.lifetime, sizeof(lifetime));
+	memcpy(warn, s->params.warn, sizeof(warn));
+	pthread_mutex_unlock(&s->mu);
 	for (i = 0; i < n; i++) {
 		struct submit_job	*job = batch[i];
+		int			 pr = job->priority ==
+					    LETTER_URGENT ? 1 : 0;
 
 		rows[i].practice_id = job->practice_id;
 		rows[i].client_id = job->client_id;
@@ -422,6 +430,9 @@ submit_commit_batch(struct submit *s, struct store *st,
 		rows[i].sealed = job->sealed;
 		rows[i].sealed_len = job->sealed_len;
 		rows[i].address = job->address;
+		rows[i].expires = now + (lifetime[pr] > 0 ? lifetime[pr] :
+		    3 * 86400);
+		rows[i].warn_at = warn[pr] > 0 ? now + warn[pr] : 0;
 	}
 	r = store_letters_commit(st, rows, n, &error);
 	if (r == STORE_ERROR && n > 1) {
@@ -516,18 +527,34 @@ submit_run_done(struct submit *s)
 {
 	struct jobq		 q;
 	struct submit_job	*job;
+	size_t			 committed;
 
 	pthread_mutex_lock(&s->mu);
 	q = s->done;
 	memset(&s->done, 0, sizeof(s->done));
 	s->stats.pending -= q.len;
 	pthread_mutex_unlock(&s->mu);
+	committed = 0;
 	while ((job = jobq_pop(&q)) != NULL) {
+		if (job->status == SUBMIT_OK)
+			committed++;
 		if (job->done != NULL)
 			job->done(job, job->arg);
 		else
 			submit_job_free(&job);
 	}
+	if (committed > 0 && s->params.committed != NULL)
+		s->params.committed(s->params.committed_arg);
+}
+
+void
+submit_set_lifetimes(struct submit *s, const int64_t lifetime[2],
+    const int64_t warn[2])
+{
+	pthread_mutex_lock(&s->mu);
+	memcpy(s->params.lifetime, lifetime, sizeof(s->params.lifetime));
+	memcpy(s->params.warn, warn, sizeof(s->params.warn));
+	pthread_mutex_unlock(&s->mu);
 }
 
 /* Counters, for status and metrics. */

@@ -95,6 +95,12 @@ struct submit_params {
 	size_t		 max_letter_size;
 	size_t		 max_attachments;
 	size_t		 max_attachment_size;
+	/* delivery lifetime and delay warning by priority (seconds) */
+	int64_t		 lifetime[2];		/* routine, urgent */
+	int64_t		 warn[2];		/* 0 = no warning */
+	/* called on the loop thread after letters were committed */
+	void		(*committed)(void *);
+	void		*committed_arg;
 };
 
 struct submit_stats {
@@ -116,5 +122,8 @@ void	 submit_enqueue(struct submit *, struct submit_job *);
  * in time (they are abandoned: the caller must exit). */
 int	 submit_stop(struct submit **, uint64_t timeout_ms);
 void	 submit_get_stats(struct submit *, struct submit_stats *);
+/* SIGHUP: new lifetimes and warning ages, for letters committed later. */
+void	 submit_set_lifetimes(struct submit *, const int64_t lifetime[2],
+	    const int64_t warn[2]);
 
 #endif
