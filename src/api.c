@@ -893,18 +893,28 @@ api_letter_get(struct api_req *ar, struct store_client *client, int64_t id)
 	for (i = 0; i < l->ndeliveries; i++) {
 		dl = &l->deliveries[i];
 		json_array_append_new(deliveries, json_pack(
-		    "{s:o, s:o, s:I, s:o, s:o, s:o}",
+		    "{s:I, s:o, s:o, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+		    "id", (json_int_t)dl->id,
 		    "recipient", api_jstr(dl->recipient),
 		    "state", api_jstr(dl->state),
 		    "attempts", (json_int_t)dl->attempts,
 		    "next_attempt", api_jtime(dl->next_attempt),
 		    "updated", api_jtime(dl->updated),
+		    "expires", api_jtime(dl->expires),
+		    "sent", dl->sent_at > 0 ? api_jtime(dl->sent_at) :
+		    json_null(),
+		    "smtp_code", dl->smtp_code > 0 ?
+		    json_integer(dl->smtp_code) : json_null(),
+		    "message_id", dl->message_id != NULL ?
+		    api_jstr(dl->message_id) : json_null(),
 		    "last_error", dl->last_error != NULL ?
 		    api_jstr(dl->last_error) : json_null()));
 	}
-	o = json_pack("{s:I, s:o, s:s, s:o, s:o, s:I, s:I, s:I, s:o}",
+	o = json_pack("{s:I, s:o, s:o, s:s, s:o, s:o, s:I, s:I, s:I, s:o}",
 	    "id", (json_int_t)l->id,
 	    "state", api_jstr(l->state),
+	    "paper_reason", l->paper_reason != NULL ?
+	    api_jstr(l->paper_reason) : json_null(),
 	    "priority", letter_priority_name(l->priority),
 	    "created", api_jtime(l->created),
 	    "channel", api_jstr(l->channel),

@@ -254,10 +254,10 @@ static const struct config_option config_options[] = {
 	    "delay before the first retry; doubles each time, with jitter"),
 	DUR("queue", "retry_max", "1h", 1, 86400, 1, queue_retry_max,
 	    "longest delay between retries"),
-	DUR("queue", "lifetime_routine", "3d", 60, 30 * 86400, 1,
+	DUR("queue", "lifetime_routine", "3d", 10, 30 * 86400, 1,
 	    queue_lifetime_routine, "time a routine letter may take to "
 	    "deliver before it expires to paper"),
-	DUR("queue", "lifetime_urgent", "4h", 60, 30 * 86400, 1,
+	DUR("queue", "lifetime_urgent", "4h", 10, 30 * 86400, 1,
 	    queue_lifetime_urgent, "the same for an urgent letter"),
 	DUR("queue", "warn_routine", "1d", 0, 30 * 86400, 1,
 	    queue_warn_routine, "age of an undelivered routine letter at "

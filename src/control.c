@@ -8,6 +8,8 @@
  * one JSON object and a LF, then closes:
  *   status   daemon_status_json(d)
  *   reload   daemon_reload(d), then {"ok":true}
+ *   bounce ADDRESS LENGTH, then LENGTH bytes (at most CONTROL_BODY_MAX):
+ *            daemon_bounce(); the answer comes when it has been applied
  *   other    {"error":{"code":"unknown_command","message":"..."}}
  * A longer line gets {"error":{"code":"line_too_long",...}}; a connection
  * silent for CONTROL_TIMEOUT seconds is closed.  Besides the file mode,
@@ -49,6 +51,7 @@
 #include "util.h"
 
 #define CONTROL_TIMEOUT		10		/* seconds, daemon side */
+#define CONTROL_BODY_MAX	(64 * 1024 * 1024)	/* a bounce */
 #define CONTROL_BACKLOG		16
 
 struct control_conn {
@@ -57,6 +60,10 @@ struct control_conn {
 	int			 answered;	/* the answer is queued */
 	int			 flushed;	/* ... and written */
 	int			 eof;		/* the peer sent all it will */
+	int			 pending;	/* an answer will come later */
+	int			 dead;		/* closed while pending */
+	size_t			 body_need;	/* bytes of body to read */
+	char			*body_addr;	/* the bounce address */
 	TAILQ_ENTRY(control_conn) entry;
 };
 
@@ -77,6 +84,8 @@ static void	 control_event(struct bufferevent *, short, void *);
 static void	 control_command(struct control_conn *, const char *);
 static void	 control_answer(struct control_conn *, const char *);
 static void	 control_close(struct control_conn *);
+static void	 control_body(struct control_conn *);
+static void	 control_later(void *, const char *);
 
 /* Listen on `path'; *ctlp stays NULL when path is empty. */
 int
@@ -277,8 +286,12 @@ control_read(struct bufferevent *bev, void *arg)
 	char			*line;
 	size_t			 n;
 
-	if (cc->answered) {
+	if (cc->answered || cc->pending) {
 		evbuffer_drain(in, evbuffer_get_length(in));
+		return;
+	}
+	if (cc->body_addr != NULL) {
+		control_body(cc);
 		return;
 	}
 	if ((line = evbuffer_readln(in, &n, EVBUFFER_EOL_LF)) == NULL) {
@@ -337,6 +350,12 @@ control_event(struct bufferevent *bev, short what, void *arg)
 				control_close(cc);
 			return;
 		}
+		if (cc->pending)
+			return;		/* the answer comes later */
+		if (cc->body_addr != NULL) {
+			control_body(cc);
+			return;
+		}
 	}
 	/* The client half-closed after a command without a newline. */
 	if (cc->eof && !cc->answered &&
@@ -362,6 +381,26 @@ control_command(struct control_conn *cc, const char *line)
 	struct daemon	*d = cc->ctl->d;
 	char		*s, esc[64];
 
+	if (strncmp(line, "bounce ", 7) == 0) {
+		char		 addr[320];
+		unsigned long long len;
+		int		 used = 0;
+
+		if (sscanf(line + 7, "%319s %llu%n", addr, &len, &used) != 2 ||
+		    line[7 + used] != '\0' || len == 0 ||
+		    len > CONTROL_BODY_MAX) {
+			control_answer(cc, "{\"error\":{\"code\":"
+			    "\"bad_request\",\"message\":\"usage: bounce "
+			    "ADDRESS LENGTH (1..64M), then the message\"}}");
+			return;
+		}
+		log_info("control: cmd=bounce bytes=%llu", len);
+		cc->body_addr = xstrdup(addr);
+		cc->body_need = (size_t)len;
+		/* A large message may take longer than one idle period. */
+		control_body(cc);
+		return;
+	}
 	if (strcmp(line, "status") == 0) {
 		log_debug("control: cmd=status");
 		if ((s = daemon_status_json(d)) == NULL)
@@ -379,7 +418,7 @@ control_command(struct control_conn *cc, const char *line)
 		log_warnx("control: unknown cmd=\"%s\"",
 		    log_escape(esc, sizeof esc, line, strlen(line)));
 		control_answer(cc, "{\"error\":{\"code\":\"unknown_command\","
-		    "\"message\":\"commands: status, reload\"}}");
+		    "\"message\":\"commands: status, reload, bounce\"}}");
 	}
 }
 
@@ -397,11 +436,59 @@ control_answer(struct control_conn *cc, const char *text)
 	    control_event, cc);
 }
 
-/* Free one connection. */
+/* The body of a bounce command: once it is all here, hand it over. */
+static void
+control_body(struct control_conn *cc)
+{
+	struct evbuffer	*in = bufferevent_get_input(cc->bev);
+	char		*raw;
+
+	if (evbuffer_get_length(in) < cc->body_need) {
+		if (cc->eof)
+			control_answer(cc, "{\"error\":{\"code\":"
+			    "\"bad_request\",\"message\":\"the message is "
+			    "shorter than its stated length\"}}");
+		return;
+	}
+	raw = xmalloc(cc->body_need + 1);
+	evbuffer_remove(in, raw, cc->body_need);
+	raw[cc->body_need] = '\0';
+	cc->pending = 1;
+	/* No idle timeout while the daemon works on it. */
+	bufferevent_set_timeouts(cc->bev, NULL, NULL);
+	daemon_bounce(cc->ctl->d, cc->body_addr, raw, cc->body_need,
+	    control_later, cc);
+}
+
+/* The late answer of a pending command. */
+static void
+control_later(void *arg, const char *json)
+{
+	struct control_conn	*cc = arg;
+
+	cc->pending = 0;
+	if (cc->dead) {
+		free(cc->body_addr);
+		free(cc);
+		return;
+	}
+	control_answer(cc, json);
+	if (cc->eof && evbuffer_get_length(bufferevent_get_output(cc->bev)) ==
+	    0)
+		control_close(cc);
+}
+
+/* Free one connection (or only its socket, while an answer is pending). */
 static void
 control_close(struct control_conn *cc)
 {
 	TAILQ_REMOVE(&cc->ctl->conns, cc, entry);
 	bufferevent_free(cc->bev);
+	cc->bev = NULL;
+	if (cc->pending) {
+		cc->dead = 1;
+		return;
+	}
+	free(cc->body_addr);
 	free(cc);
 }

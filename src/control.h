@@ -2,7 +2,9 @@
  * control.h - the control socket (UNIX stream, mode 0600).
  *
  * Protocol: the client writes one command line ("status\n"); the daemon
- * answers one JSON object and closes.  Commands: status, reload.
+ * answers one JSON object and closes.  Commands: status, reload, and
+ * "bounce <address> <length>" followed by <length> bytes of a bounce
+ * message, answered once the bounce has been applied.
  * The client half (control_request) is used by sealpostctl.
  */
 #ifndef SEALPOST_CONTROL_H
@@ -18,6 +20,13 @@ struct sockaddr_un;
 char	*daemon_status_json(struct daemon *);
 /* Provided by sealpostd.c: reload the configuration (as SIGHUP). */
 void	 daemon_reload(struct daemon *);
+/*
+ * Provided by sealpostd.c: apply a bounce received at `address' (a VERP
+ * bounce+<token>@... address).  Takes raw (malloc'd).  answer(ctx, json)
+ * is called exactly once, possibly later, on the loop thread.
+ */
+void	 daemon_bounce(struct daemon *, const char *address, char *raw,
+	    size_t len, void (*answer)(void *, const char *), void *ctx);
 
 int	 control_start(struct daemon *, const char *path, struct control **,
 	    char **error_r);
@@ -28,6 +37,8 @@ void	 control_free(struct control **);
  */
 int	 control_request(const char *path, const char *cmd, char **reply,
 	    char **error_r);
+int	 control_request_body(const char *path, const char *cmd,
+	    const char *body, size_t bodylen, char **reply, char **error_r);
 /* Fill a sockaddr_un for path; 0, or -1 with a malloc'd reason. */
 int	 control_sockaddr(const char *path, struct sockaddr_un *,
 	    char **error_r);

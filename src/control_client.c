@@ -38,6 +38,14 @@ int
 control_request(const char *path, const char *cmd, char **reply,
     char **error_r)
 {
+	return control_request_body(path, cmd, NULL, 0, reply, error_r);
+}
+
+/* The same with a body sent right after the command line. */
+int
+control_request_body(const char *path, const char *cmd, const char *body,
+    size_t bodylen, char **reply, char **error_r)
+{
 	struct sockaddr_un	 sun;
 	struct timeval		 tv = { CONTROL_CLIENT_TIMEOUT, 0 };
 	char			*line, *buf;
@@ -77,6 +85,11 @@ control_request(const char *path, const char *cmd, char **reply,
 
 	xasprintf(&line, "%s\n", cmd);
 	len = strlen(line);
+	if (body != NULL && bodylen > 0) {
+		line = xreallocarray(line, len + bodylen + 1, 1);
+		memcpy(line + len, body, bodylen);
+		len += bodylen;
+	}
 	for (off = 0; off < len; off += (size_t)n) {
 		n = send(fd, line + off, len - off, MSG_NOSIGNAL);
 		if (n == -1 && errno == EINTR) {

@@ -14,6 +14,8 @@ struct config;
 struct store;
 struct submit;
 struct keyring;
+struct queue;
+struct token_keys;
 
 struct daemon {
 	struct event_base	*base;
@@ -21,6 +23,8 @@ struct daemon {
 	struct store		*store;		/* read connection (loop) */
 	struct submit		*submit;	/* the submission pipeline */
 	struct keyring		*keyring;
+	struct queue		*queue;		/* the delivery scheduler */
+	struct token_keys	*tkeys;		/* current token key (bounces) */
 	int			 draining;	/* SIGTERM seen: refuse new work */
 	uint64_t		 started_ms;	/* util_now_ms() at start */
 	const char		*version;

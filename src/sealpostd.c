@@ -20,6 +20,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <malloc.h>
 #include <signal.h>
@@ -43,11 +44,15 @@
 #include "keyring.h"
 #include "letter.h"
 #include "log.h"
+#include "queue.h"
+#include "relay.h"
 #include "sandbox.h"
 #include "smtpd.h"
 #include "store.h"
 #include "submit.h"
+#include "token.h"
 #include "util.h"
+#include "webhook.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"
@@ -146,15 +151,23 @@ daemon_status_json(struct daemon *dm)
 {
 	struct submit_stats	 ss;
 	struct store_stats	 st;
+	struct store_queue_stats qs;
+	struct queue_stats	 qq;
 	const char		*error = NULL;
 	char			*out;
 	int			 have_store;
+	int64_t			 now = util_time();
 
 	memset(&ss, 0, sizeof(ss));
 	memset(&st, 0, sizeof(st));
+	memset(&qs, 0, sizeof(qs));
+	memset(&qq, 0, sizeof(qq));
 	if (dm->submit != NULL)
 		submit_get_stats(dm->submit, &ss);
-	have_store = store_stats(dm->store, &st, &error) == STORE_OK;
+	if (dm->queue != NULL)
+		queue_get_stats(dm->queue, &qq);
+	have_store = store_stats(dm->store, &st, &error) == STORE_OK &&
+	    store_queue_stats(dm->store, &qs, &error) == STORE_OK;
 	xasprintf(&out,
 	    "{\"version\":\"%s\",\"pid\":%ld,\"uptime_s\":%llu,"
 	    "\"state\":\"%s\",\"store\":\"%s\","
@@ -164,6 +177,12 @@ daemon_status_json(struct daemon *dm)
 	    "\"counts\":{\"practices\":%lld,\"clinicians\":%lld,"
 	    "\"patients\":%lld,\"clients\":%lld,\"letters\":%lld,"
 	    "\"deliveries_queued\":%lld,\"audit_rows\":%lld},"
+	    "\"queue\":{\"queued\":%lld,\"sending\":%lld,\"deferred\":%lld,"
+	    "\"held\":%lld,\"sent\":%lld,\"failed\":%lld,\"expired\":%lld,"
+	    "\"cancelled\":%lld,\"oldest_open_age_s\":%lld,"
+	    "\"paper_open\":%lld,\"alerts_queued\":%lld,"
+	    "\"callbacks_queued\":%lld,\"in_flight\":%llu,"
+	    "\"relay\":\"%s\"},"
 	    "\"smtp_sessions\":%d,\"http_inflight\":%d}",
 	    dm->version, (long)getpid(),
 	    (unsigned long long)((util_now_ms() - dm->started_ms) / 1000),
@@ -177,9 +196,180 @@ daemon_status_json(struct daemon *dm)
 	    (long long)st.patients, (long long)st.clients,
 	    (long long)st.letters, (long long)st.deliveries_queued,
 	    (long long)st.audit_rows,
+	    (long long)qs.queued, (long long)qs.sending, (long long)qs.deferred,
+	    (long long)qs.held, (long long)qs.sent, (long long)qs.failed,
+	    (long long)qs.expired, (long long)qs.cancelled,
+	    (long long)(qs.oldest_open > 0 ? now - qs.oldest_open : 0),
+	    (long long)qs.paper_open, (long long)qs.alerts_queued,
+	    (long long)qs.callbacks_queued, (unsigned long long)qq.in_flight,
+	    *dm->cfg->relay_host != '\0' ? dm->cfg->relay_host : "none",
 	    smtpd != NULL ? smtpd_sessions(smtpd) : 0,
 	    api != NULL ? api_inflight(api) : 0);
 	return out;
+}
+
+/* A bounce handed in over the control socket. */
+struct bounce_ctx {
+	void		(*answer)(void *, const char *);
+	void		*ctx;
+};
+
+static void
+bounce_done(struct queue_bounce *qb, void *arg)
+{
+	struct bounce_ctx	*bc = arg;
+	static const char *const names[] = { "pending", "applied", "noted",
+	    "not_report", "hostile", "tempfail" };
+	char			*json, esc[256];
+	const char		*p;
+	size_t			 i = 0;
+
+	/* The reason is ours or a remote MTA's status text: keep it ASCII. */
+	for (p = qb->error; *p != '\0' && i < sizeof(esc) - 1; p++)
+		esc[i++] = (*p == '"' || *p == '\\' || *p < 0x20 ||
+		    *p > 0x7e) ? ' ' : *p;
+	esc[i] = '\0';
+	xasprintf(&json, "{\"ok\":%s,\"status\":\"%s\",\"delivery\":%lld,"
+	    "\"letter\":%lld,\"reason\":\"%s\"}",
+	    qb->status == QB_APPLIED || qb->status == QB_NOTED ? "true" :
+	    "false", names[qb->status], (long long)qb->delivery_id,
+	    (long long)qb->letter_id, esc);
+	bc->answer(bc->ctx, json);
+	free(json);
+	free(bc);
+	queue_bounce_free(&qb);
+}
+
+void
+daemon_bounce(struct daemon *dm, const char *address, char *raw, size_t len,
+    void (*answer)(void *, const char *), void *ctx)
+{
+	struct token_claims	 cl;
+	struct queue_bounce	*qb;
+	struct bounce_ctx	*bc;
+	const char		*tok, *error = NULL;
+	size_t			 toklen;
+	enum token_result	 tr;
+	char			*json;
+
+	if (token_from_address(address, strlen(address), TOKEN_BOUNCE, &tok,
+	    &toklen) != 0) {
+		answer(ctx, "{\"ok\":false,\"status\":\"bad_address\","
+		    "\"reason\":\"not a bounce+<token> address\"}");
+		goto out;
+	}
+	tr = token_check(dm->tkeys, 1, TOKEN_BOUNCE, tok, toklen, util_time(),
+	    &cl, &error);
+	if (tr != TOKEN_OK) {
+		log_warnx("bounce: token refused (%s)", token_strresult(tr));
+		xasprintf(&json, "{\"ok\":false,\"status\":\"bad_token\","
+		    "\"reason\":\"%s\"}", token_strresult(tr));
+		answer(ctx, json);
+		free(json);
+		goto out;
+	}
+	qb = xcalloc(1, sizeof(*qb));
+	bc = xcalloc(1, sizeof(*bc));
+	bc->answer = answer;
+	bc->ctx = ctx;
+	qb->letter_id = cl.thread;
+	qb->delivery_id = cl.recipient;
+	qb->raw = raw;
+	qb->len = len;
+	qb->done = bounce_done;
+	qb->arg = bc;
+	queue_bounce(dm->queue, qb);
+	return;
+out:
+	hash_wipe(raw, len);
+	free(raw);
+}
+
+/* Letters were committed: the scheduler looks now. */
+static void
+on_committed(void *arg)
+{
+	struct daemon	*dm = arg;
+
+	queue_kick(dm->queue);
+}
+
+/* Hand the live settings of the running config to the pipelines. */
+static void
+daemon_apply_live(struct daemon *dm)
+{
+	const struct config	*c = dm->cfg;
+	int64_t			 lifetime[2], warn[2];
+
+	lifetime[0] = c->queue_lifetime_routine;
+	lifetime[1] = c->queue_lifetime_urgent;
+	warn[0] = c->queue_warn_routine;
+	warn[1] = c->queue_warn_urgent;
+	if (dm->submit != NULL)
+		submit_set_lifetimes(dm->submit, lifetime, warn);
+	if (dm->queue != NULL)
+		queue_reload(dm->queue, c->queue_retry_first,
+		    c->queue_retry_max, c->queue_reply_lifetime,
+		    (int)c->queue_max_active, (int)c->callbacks_timeout);
+}
+
+/*
+ * The relay password: the first line of a file that only the owner may
+ * read (or the systemd credential relay.password).  NULL and a reason on
+ * failure; the caller wipes and frees the result.
+ */
+static char *
+read_relay_password(const char *path, const char **error_r)
+{
+	static char	 cred[4096];
+	struct stat	 st;
+	const char	*dir;
+	char		 buf[1024];
+	ssize_t		 n;
+	size_t		 len;
+	int		 fd;
+
+	if (path == NULL || *path == '\0') {
+		if ((dir = getenv("CREDENTIALS_DIRECTORY")) == NULL) {
+			*error_r = "[relay] username is set but there is no "
+			    "password_file and no credential relay.password";
+			return NULL;
+		}
+		snprintf(cred, sizeof(cred), "%s/relay.password", dir);
+		path = cred;
+	}
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1) {
+		*error_r = "[relay] password_file: cannot open";
+		return NULL;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		*error_r = "[relay] password_file: not a regular file";
+		return NULL;
+	}
+	if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+		close(fd);
+		*error_r = "[relay] password_file: readable by group or "
+		    "others (chmod 0400)";
+		return NULL;
+	}
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0) {
+		*error_r = "[relay] password_file: empty or unreadable";
+		return NULL;
+	}
+	buf[n] = '\0';
+	len = strcspn(buf, "\r\n");
+	buf[len] = '\0';
+	if (len == 0) {
+		hash_wipe(buf, sizeof(buf));
+		*error_r = "[relay] password_file: empty first line";
+		return NULL;
+	}
+	path = xstrdup(buf);
+	hash_wipe(buf, sizeof(buf));
+	return (char *)path;
 }
 
 /* SIGHUP: re-read the file; apply what can change live. */
@@ -200,6 +390,7 @@ daemon_reload(struct daemon *dm)
 	}
 	restart = config_reload_apply(dm->cfg, next);
 	config_free(&next);
+	daemon_apply_live(dm);
 	log_init("sealpostd", log_target_for(dm->cfg->log), log_get_debug());
 	log_info("reload: done, %d option(s) need a restart", restart);
 	notify("READY=1");
@@ -286,7 +477,10 @@ int
 main(int argc, char *argv[])
 {
 	struct submit_params	 sp;
+	struct queue_params	 qp;
+	struct token_keys	 tkeys;
 	struct event		*sigs[4], *ev_wd = NULL;
+	char			*relay_pass = NULL;
 	const char		*cfgpath = DEFAULT_CONFIG;
 	const char		*error = NULL;
 	char			*cerror = NULL;
@@ -365,8 +559,70 @@ main(int argc, char *argv[])
 	sp.max_letter_size = (size_t)d.cfg->max_letter_size;
 	sp.max_attachments = (size_t)d.cfg->max_attachments;
 	sp.max_attachment_size = (size_t)d.cfg->max_attachment_size;
+	sp.lifetime[0] = d.cfg->queue_lifetime_routine;
+	sp.lifetime[1] = d.cfg->queue_lifetime_urgent;
+	sp.warn[0] = d.cfg->queue_warn_routine;
+	sp.warn[1] = d.cfg->queue_warn_urgent;
+	sp.committed = on_committed;
+	sp.committed_arg = &d;
 	if (submit_start(d.base, &sp, &d.submit, &error) != 0)
 		log_fatalx("submit: %s", error);
+
+	if (*d.cfg->relay_username != '\0' &&
+	    (relay_pass = read_relay_password(d.cfg->relay_password_file,
+	    &error)) == NULL) {
+		log_warnx("%s", error);
+		return CONFIG_EX_CONFIG;
+	}
+	if (relay_global_init() != 0 || webhook_global_init() != 0)
+		log_fatalx("relay: library initialisation failed");
+	if (token_key_derive(d.keyring, 1, &tkeys) != 0)
+		log_fatalx("token key derivation failed");
+	d.tkeys = &tkeys;
+	memset(&qp, 0, sizeof(qp));
+	qp.database = d.cfg->database;
+	qp.keyring = d.keyring;
+	qp.relay_enabled = *d.cfg->relay_host != '\0';
+	qp.relay.host = d.cfg->relay_host;
+	qp.relay.port = (uint16_t)d.cfg->relay_port;
+	qp.relay.tls = strcmp(d.cfg->relay_tls, "implicit") == 0 ?
+	    RELAY_TLS_IMPLICIT : strcmp(d.cfg->relay_tls, "none") == 0 ?
+	    RELAY_TLS_NONE : RELAY_TLS_STARTTLS;
+	qp.relay.allow_plaintext = d.cfg->relay_allow_plaintext;
+	qp.relay.tls_name = *d.cfg->relay_tls_name ? d.cfg->relay_tls_name :
+	    NULL;
+	qp.relay.ca_file = *d.cfg->relay_ca_file ? d.cfg->relay_ca_file : NULL;
+	qp.relay.username = *d.cfg->relay_username ? d.cfg->relay_username :
+	    NULL;
+	qp.relay.password = relay_pass;
+	qp.relay.helo_name = *d.cfg->relay_helo_name ?
+	    d.cfg->relay_helo_name : d.cfg->smtp_hostname;
+	qp.relay.connect_timeout = (int)d.cfg->relay_connect_timeout;
+	qp.relay.command_timeout = (int)d.cfg->relay_command_timeout;
+	qp.relay.data_timeout = (int)d.cfg->relay_data_timeout;
+	qp.relay.idle_timeout = (int)d.cfg->relay_idle_timeout;
+	qp.pool_size = (int)d.cfg->relay_pool_size;
+	qp.retry_first = d.cfg->queue_retry_first;
+	qp.retry_max = d.cfg->queue_retry_max;
+	qp.reply_lifetime = d.cfg->queue_reply_lifetime;
+	qp.max_active = (int)d.cfg->queue_max_active;
+	qp.webhook.ca_file = *d.cfg->callbacks_ca_file ?
+	    d.cfg->callbacks_ca_file : NULL;
+	qp.webhook.timeout = (int)d.cfg->callbacks_timeout;
+	qp.parse_program = "/proc/self/exe";
+	qp.parse_memory_limit = d.cfg->parse_memory_limit;
+	qp.parse_timeout = d.cfg->parse_timeout;
+	qp.max_bounce_size = (size_t)d.cfg->max_letter_size;
+	if (queue_start(d.base, &qp, &d.queue, &error) != 0)
+		log_fatalx("queue: %s", error);
+	if (relay_pass != NULL) {
+		hash_wipe(relay_pass, strlen(relay_pass));
+		free(relay_pass);
+		relay_pass = NULL;
+	}
+	if (!qp.relay_enabled)
+		log_warnx("no smarthost ([relay] host is empty): letters wait "
+		    "in the queue and expire to paper");
 
 	if (api_start(&d, &api, &cerror) != 0)
 		log_fatalx("http: %s", cerror);
@@ -410,6 +666,13 @@ main(int argc, char *argv[])
 		log_warnx("stopped with a commit still in progress");
 		_exit(1);
 	}
+	if (queue_stop(&d.queue,
+	    (uint64_t)d.cfg->shutdown_timeout * 1000) != 0) {
+		/* Rows left "sending" are requeued at the next start. */
+		_exit(1);
+	}
+	hash_wipe(&tkeys, sizeof(tkeys));
+	webhook_global_cleanup();
 	api_free(&api);
 	smtpd_free(&smtpd);
 	control_free(&control);
