@@ -29,6 +29,7 @@
 #include "age.h"
 #include "config.h"
 #include "control.h"
+#include "ctl.h"
 #include "hash.h"
 #include "keyring.h"
 #include "letter.h"
@@ -42,14 +43,6 @@
 #define DEFAULT_CONFIG	SYSCONFDIR "/sealpost/sealpost.conf"
 #define TOKEN_PREFIX	"spt_"
 
-struct ctl {
-	const char	*cfgpath;
-	const char	*keyfile;	/* -k: overrides master_key_file */
-	struct config	*cfg;
-	struct store	*store;
-	struct keyring	*keyring;
-	char		 actor[96];
-};
 
 struct cmd {
 	const char	*word1;
@@ -85,6 +78,23 @@ static const struct cmd cmds[] = {
 	{ "client", "add", cmd_client_add,
 	    "client add --practice ID --name NAME [--author CLINICIAN_ID]" },
 	{ "letter", "show", cmd_letter_show, "letter show ID" },
+	{ "letter", "release", cmd_letter_release, "letter release ID" },
+	{ "letter", "cancel", cmd_letter_cancel, "letter cancel ID" },
+	{ "queue", "list", cmd_queue_list,
+	    "queue list [-s STATES] [-n MAX]" },
+	{ "queue", "retry", cmd_queue_retry, "queue retry [LETTER_ID]" },
+	{ "paper", "list", cmd_paper_list, "paper list [-a] [-p PRACTICE_ID]" },
+	{ "paper", "print", cmd_paper_print, "paper print ID [-o FILE.pdf]" },
+	{ "paper", "done", cmd_paper_done, "paper done ID" },
+	{ "bounce", NULL, cmd_bounce, "bounce -r ADDRESS [FILE]" },
+	{ "practice", "set", cmd_practice_set,
+	    "practice set ID [--failsafe ADDR] [--policy full|notify] "
+	    "[--reply-domain DOMAIN] [--address TEXT] [--phone TEXT]" },
+	{ "patient", "set", cmd_patient_set,
+	    "patient set ID [--email ADDR] [--verified yes|no] "
+	    "[--consent yes|no] [--address TEXT] [--shared-ok yes|no]" },
+	{ "client", "callback", cmd_client_callback,
+	    "client callback ID URL|--off" },
 	{ "identity", "export", cmd_identity_export,
 	    "identity export practice|clinician|patient ID [-o FILE]" },
 	{ "audit", "verify", cmd_audit_verify, "audit verify" },
@@ -92,19 +102,10 @@ static const struct cmd cmds[] = {
 };
 
 static void	usage(void) __attribute__((noreturn));
-static int	ctl_open_store(struct ctl *);
-static int	ctl_open_keyring(struct ctl *);
-static int	ctl_audit(struct ctl *, const char *, const char *,
-		    const char *);
 static int	ctl_make_identity(struct ctl *, const char *, int64_t);
 static int	ctl_add_begin(struct ctl *, int64_t);
 static int	ctl_add_party_end(struct ctl *, const char *, int, int64_t,
 		    const char *);
-static int	ctl_tx_end(struct ctl *, int, const char *);
-static int	opt_i64(const char *, const char *, int64_t *);
-static const char *ctl_time(int64_t, char *, size_t);
-static int	valid_email(const char *);
-static int	valid_domain(const char *);
 
 static void
 usage(void)
@@ -120,7 +121,7 @@ usage(void)
 }
 
 /* Open the database named by the config (creating and migrating it). */
-static int
+int
 ctl_open_store(struct ctl *c)
 {
 	const char	*error = NULL;
@@ -137,7 +138,7 @@ ctl_open_store(struct ctl *c)
 }
 
 /* Load the master key named by the config (or the credential). */
-static int
+int
 ctl_open_keyring(struct ctl *c)
 {
 	const char	*error = NULL;
@@ -153,7 +154,7 @@ ctl_open_keyring(struct ctl *c)
 }
 
 /* Append an audit row for an admin action. */
-static int
+int
 ctl_audit(struct ctl *c, const char *action, const char *object,
     const char *outcome)
 {
@@ -168,7 +169,7 @@ ctl_audit(struct ctl *c, const char *action, const char *object,
 }
 
 /* Parse a positive id option. */
-static int
+int
 opt_i64(const char *name, const char *s, int64_t *out)
 {
 	if (util_parse_i64(s, 1, INT64_MAX, out) != 0) {
@@ -180,7 +181,7 @@ opt_i64(const char *name, const char *s, int64_t *out)
 }
 
 /* RFC 3339 UTC. */
-static const char *
+const char *
 ctl_time(int64_t t, char *buf, size_t len)
 {
 	time_t		 tt = (time_t)t;
@@ -200,7 +201,7 @@ ctl_time(int64_t t, char *buf, size_t len)
  * local@domain, printable ASCII, no spaces or quotes, <= 254 octets,
  * local part <= 64.
  */
-static int
+int
 valid_email(const char *s)
 {
 	const char	*at = strrchr(s, '@');
@@ -216,7 +217,7 @@ valid_email(const char *s)
 }
 
 /* letters, digits, hyphens, dots; at least one dot; labels 1..63. */
-static int
+int
 valid_domain(const char *s)
 {
 	size_t		 label = 0, dots = 0;
@@ -406,7 +407,7 @@ parse_add(int argc, char **argv, unsigned allowed, struct add_args *a)
 #define BIT(o)	(1u << (o))
 
 /* Run fn inside one transaction with its audit row; report errors. */
-static int
+int
 ctl_tx_end(struct ctl *c, int ok, const char *what)
 {
 	const char	*error = NULL;

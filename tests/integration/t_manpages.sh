@@ -29,6 +29,8 @@ d8=$srcdir/man/sealpostd.8
 c8=$srcdir/man/sealpostctl.8
 dsrc=$srcdir/src/sealpostd.c
 csrc=$srcdir/src/sealpostctl.c
+cqsrc=$srcdir/src/ctl_queue.c
+cth=$srcdir/src/ctl.h
 
 if ! command -v mandoc >/dev/null 2>&1; then
 	skip "all: mandoc is not installed (apt-get install mandoc)"
@@ -78,7 +80,8 @@ awk '/^static const struct cmd cmds\[\] = \{/ { on = 1; next }
     sed -e 's/"[[:space:]]*"//g' -e 's/^[[:space:]]*"//' \
 	-e 's/"[[:space:]]*}.*$//' > "$tmp/usages"
 ncmds=$(grep -c . "$tmp/usages")
-nfuncs=$(grep -c '^static int[[:space:]]*cmd_[a-z_]*(struct ctl' "$csrc")
+nfuncs=$(( $(grep -c '^static int[[:space:]]*cmd_[a-z_]*(struct ctl' "$csrc") + \
+    $(grep -c '^int[[:space:]]*cmd_[a-z_]*(struct ctl' "$cth") ))
 check "found the usage of every command in cmds[] ($ncmds of $nfuncs)" \
     eval '[ "$ncmds" -gt 0 ] && [ "$ncmds" -eq "$nfuncs" ]'
 
@@ -91,14 +94,14 @@ while IFS= read -r usage; do
 done < "$tmp/usages"
 
 # Every long option of the add commands, and every getopt letter.
-longopts=$(sed -n 's/^[[:space:]]*{ "\([a-z-]*\)", [a-z_]*_argument.*/\1/p' "$csrc")
+longopts=$(sed -n 's/^[[:space:]]*{ "\([a-z-]*\)", [a-z_]*_argument.*/\1/p' "$csrc" "$cqsrc")
 missing=
 for o in $longopts; do
 	grep -Eq "Fl -$o( |$)" "$c8" || missing="$missing --$o"
 done
 check "sealpostctl.8 names every long option ($(echo $longopts | wc -w))${missing:+: missing$missing}" \
     eval '[ -n "$longopts" ] && [ -z "$missing" ]'
-letters=$(sed -n 's/.*getopt(argc, argv, "\([^"]*\)").*/\1/p' "$csrc" |
+letters=$(sed -n 's/.*getopt(argc, argv, "\([^"]*\)").*/\1/p' "$csrc" "$cqsrc" |
     tr -d '+:\n' | fold -w1 | sort -u)
 missing=
 for c in $letters; do
