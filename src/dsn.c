@@ -398,7 +398,7 @@ msgid_valid(const char *s, size_t n)
 	return 1;
 }
 
-/* --- the delivery-status part ---------------------------------------------- */
+/* --- the delivery-status part --------------------------------------------- */
 
 /* Is the field named `name' (any case)? */
 static int

@@ -2,17 +2,17 @@
  * sandbox.c - the parse child: untrusted MIME parsed in a re-executed,
  * resource-limited, seccomp-filtered process.
  *
- * Owns both sides of the pipe protocol in sandbox.h.  Parent side
- * (sandbox_new, sandbox_parse_letter, sandbox_parse_dsn, sandbox_request,
- * sandbox_child_pid, sandbox_free): a child is started lazily (fork, limits, execve of
- * params->program with "-P" and a clean environment), is waited for until
- * it says ready, and then serves requests; every request has one wall-clock
+ * Owns both sides of the pipe protocol in sandbox.h.  Parent side (sandbox_new,
+ * sandbox_parse_letter, sandbox_parse_dsn, sandbox_request, sandbox_child_pid,
+ * sandbox_free): a child is started lazily (fork, limits, execve of
+ * params->program with "-P" and a clean environment), is waited for until it
+ * says ready, and then serves requests; every request has one wall-clock
  * deadline covering the write and the answer.  A timeout, an early EOF, a
- * malformed or oversized answer, or a child that cannot be started kills
- * the child (SIGKILL, waitpid) and returns -2; the next request starts a
- * fresh one.  Writes never raise SIGPIPE (it is blocked on the calling
- * thread around them and a pending one consumed), so the parent survives a
- * child that dies mid-request whatever the process's disposition.
+ * malformed or oversized answer, or a child that cannot be started kills the
+ * child (SIGKILL, waitpid) and returns -2; the next request starts a fresh one.
+ * Writes never raise SIGPIPE (it is blocked on the calling thread around them
+ * and a pending one consumed), so the parent survives a child that dies
+ * mid-request whatever the process's disposition.
  *
  * The child inherits stderr (the journal's stream under systemd); with
  * RLIMIT_FSIZE 0 its rare log lines are dropped when stderr is a regular
