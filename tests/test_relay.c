@@ -214,10 +214,12 @@ srv_session(struct srv *s, int fd)
 				pthread_mutex_lock(&s->lock);
 				s->msgs++;
 				pthread_mutex_unlock(&s->lock);
-				srv_put(fd, "250 2.0.0 Ok: queued as X1\r\n");
+				/* Read before the reply: the client may
+				 * change the script as soon as it has it. */
 				pthread_mutex_lock(&s->lock);
 				drop = s->drop_after_msgs;
 				pthread_mutex_unlock(&s->lock);
+				srv_put(fd, "250 2.0.0 Ok: queued as X1\r\n");
 				if (drop > 0 && nmsgs >= drop)
 					return;
 				continue;
@@ -619,7 +621,7 @@ test_reuse(struct srv *s)
 	/* The server drops the session after each message. */
 	srv_script(s, NULL, 0, 1);
 	is_int(relay_send(&conn, &p, &m, err, sizeof(err)), RELAY_OK,
-	    "dropped: send");
+	    "dropped: send (%s)", err);
 	msleep(1200);
 	is_int(relay_send(&conn, &p, &m, err, sizeof(err)), RELAY_OK,
 	    "dropped: next send reconnects (%s)", err);
