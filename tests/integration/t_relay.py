@@ -185,6 +185,9 @@ PER_DRIVER = {
     "inject": (["--starttls-inject"], "server", True),
     "systemstore": ([], "server", True),
     "implicit_wrong": (["--implicit"], "wrongname", False),
+    "tls11": (["--max-tls", "1.1"], "server", True),
+    "tls11_implicit": (["--max-tls", "1.1", "--implicit"], "server", False),
+    "tls12": (["--max-tls", "1.2"], "server", False),
     "drop_dot": (["--drop-at", "DOT"], None, False),
     "greet421": (["--reply421-at", "GREETING"], None, False),
     "mail421": (["--reply421-at", "MAIL:2"], None, False),
@@ -431,6 +434,23 @@ def case_tls_failures(S, driver, tag):
     expect(r, "tlsfail", "%simplicit TLS, wrong name" % tag)
     tap.ok("TLS" in s.verbs() and "EHLO" not in s.verbs(),
            "%simplicit wrong name: nothing sent, not even EHLO" % tag)
+    # libetpan offers TLS 1.0 and 1.1 (GnuTLS "NORMAL"): refused after
+    # the handshake, before anything is sent.
+    s = S["tls11"]
+    r = send(s.port, "--username", USER, "--password", PASSWORD,
+             "--tls-name", "localhost", driver=driver)
+    expect(r, "tlsfail", "%sserver with TLS 1.1 at most" % tag)
+    tap.ok("TLS1.1 refused" in r.error(), "%sTLS 1.1: err says so" % tag)
+    tap.ok("TLS" in s.verbs() and s.verbs().count("EHLO") == 1,
+           "%sTLS 1.1: handshake done, no EHLO after it" % tag)
+    no_mail_no_auth(s, tag + "TLS 1.1")
+    s = S["tls11_implicit"]
+    r = send(s.port, "--tls", "implicit", "--tls-name", "localhost",
+             driver=driver)
+    expect(r, "tlsfail", "%simplicit TLS 1.1" % tag)
+    tap.ok("EHLO" not in s.verbs(), "%simplicit TLS 1.1: no EHLO" % tag)
+    r = send(S["tls12"].port, "--tls-name", "localhost", driver=driver)
+    expect(r, "ok", "%sserver with TLS 1.2 at most" % tag)
 
 
 def case_tls_names(S):

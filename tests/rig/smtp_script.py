@@ -7,6 +7,7 @@ failures Postfix cannot produce on demand (TESTPLAN.md section 1).
         [--save-dir DIR] [--rcpt-reply ADDR=REPLY]... [--rcpt-452-at N]
         [--stall-at EVENT[:N]] [--reply421-at EVENT[:N]]
         [--drop-at EVENT[:N]] [--starttls-inject] [--drop-after-messages N]
+        [--max-tls VERSION]
     smtp_script.py --multi FILE
 
 Prints the port it listens on (127.0.0.1; --port 0 or none picks one) as
@@ -26,7 +27,8 @@ N counts that event over the server's life, from 1 (default 1):
                  "dropped after DATA": the message may have been taken)
 
 With --cert/--key STARTTLS is offered (unless --no-starttls) and required
-before MAIL/AUTH; --implicit speaks TLS from the first byte instead.
+before MAIL/AUTH; --implicit speaks TLS from the first byte instead;
+--max-tls 1.0|1.1|1.2 caps the protocol version (an outdated server).
 --auth accepts that user and requires AUTH before MAIL (without it,
 aiosmtpd still offers AUTH after TLS and refuses every login);
 --auth-mechs limits the mechanisms offered ("" or "NONE": none).  --rcpt-reply gives one
@@ -52,6 +54,7 @@ import os
 import shlex
 import ssl
 import sys
+import warnings
 
 from aiosmtpd.smtp import SMTP, AuthResult
 
@@ -221,6 +224,16 @@ def tls_context(script):
     args = script.args
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(args.cert, args.key)
+    if args.max_tls:
+        # An old server: OpenSSL 3 needs security level 0 for TLS < 1.2.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+            ctx.minimum_version = ssl.TLSVersion.TLSv1
+            ctx.maximum_version = {
+                "1.0": ssl.TLSVersion.TLSv1,
+                "1.1": ssl.TLSVersion.TLSv1_1,
+                "1.2": ssl.TLSVersion.TLSv1_2}[args.max_tls]
 
     def sni(sslobj, name, context):
         script.record("SNI " + (name or "-"))
@@ -306,6 +319,7 @@ def parser():
     ap.add_argument("--drop-at", action="append")
     ap.add_argument("--starttls-inject", action="store_true")
     ap.add_argument("--drop-after-messages", type=int)
+    ap.add_argument("--max-tls", choices=("1.0", "1.1", "1.2"))
     return ap
 
 
