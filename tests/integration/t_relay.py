@@ -14,10 +14,11 @@ session; results on stdout).  The servers:
     MAIL/AUTH came after the failed verification), an smtps listener.
   - tests/rig/smtp_script.py (python3-aiosmtpd) for what Postfix cannot
     do on demand: AUTH PLAIN/LOGIN with a known user, the certificate
-    failures with a record of every command received, SNI, STARTTLS
-    response injection, no STARTTLS, implicit TLS, stalls at one exact
-    command (timeout bounds measured), 421 mid-session, a drop after the
-    message, 452 on the N-th RCPT, an idle session the server dropped.
+    failures with a record of every command received, a server stuck at
+    TLS 1.1, SNI, STARTTLS response injection, no STARTTLS, implicit
+    TLS, stalls at one exact command (timeout bounds measured), 421
+    mid-session, a drop after the message, 452 on the N-th RCPT, an idle
+    session the server dropped.
 
 Plus: refusals before connecting (bad addresses, plaintext off loopback),
 connection refused, relay_cancel() from another thread, and the password
@@ -33,7 +34,6 @@ import os
 import select
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile

@@ -13,6 +13,8 @@
 # DIR/expired.{crt,key}   right names and CA, valid 2020-01-01..2020-01-02
 # DIR/clientonly.{crt,key} right names and CA, TLS client purpose only
 #
+# DIR/otherca.crt         the CA of unknownca (its key is not kept)
+#
 # Each .crt holds the leaf only; the CA is an anchor, never sent.
 set -eu
 
