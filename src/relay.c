@@ -37,9 +37,9 @@
  *     accepted recipients get that reply, the others keep their RCPT one;
  *   - final dot: whatever the reply (2xx, 4xx, 5xx), RELAY_OK and every
  *     accepted recipient gets it: the transaction ran and the verdict is
- *     per recipient; 421 or no reply at all is RELAY_TEMPFAIL (the message
- *     may have been delivered: the caller re-sends and flags a possible
- *     duplicate).
+ *     per recipient (RSET follows a refusal); 421 or no reply at all is
+ *     RELAY_TEMPFAIL (the message may have been delivered: the caller
+ *     re-sends and flags a possible duplicate).
  *
  * Error policy: relay_send() returns an enum relay_result and a one-line
  * reason in err; nothing here logs an address, a password or message
@@ -1302,6 +1302,13 @@ relay_transaction(struct relay_conn *c, const struct relay_params *p,
 	for (i = 0; i < m->nrcpts; i++)
 		if (m->rcpts[i].code / 100 == 2)
 			relay_set_rcpt(c, &m->rcpts[i]);
+	/*
+	 * RFC 5321 ends the transaction with any reply to the dot, but
+	 * Postfix keeps it open after an end-of-data reject ("503 nested
+	 * MAIL command" next): RSET, as Postfix's own client does.
+	 */
+	if (code / 100 != 2)
+		(void)relay_rset(c, p);
 	relay_enter_state(c, RELAY_S_READY);
 	return RELAY_OK;
 }

@@ -10,6 +10,13 @@
  * name (RFC 6125; an IP literal against the IP SANs) and the TLS server key
  * purpose.  Validity dates are part of that check.
  *
+ * The protocol version is checked too: libetpan sets GnuTLS's "NORMAL"
+ * priority, which in GnuTLS 3.7 still includes TLS 1.0 and 1.1, and no
+ * callback can change it (the TLS callback runs before libetpan sets the
+ * priority).  The negotiated version is read from libetpan's private
+ * per-stream TLS state (struct tls_etpan_ssl_data below, guarded by a
+ * check that its fd is the stream's); anything below TLS 1.2 is refused.
+ *
  * Public: tls_sni_callback, tls_verify_stream.
  *
  * Error policy: tls_verify_stream() returns 0 or -1 with a one-line reason
@@ -35,8 +42,24 @@
 /* A server chain longer than this is refused rather than walked. */
 #define TLS_MAX_CHAIN	16
 
+/* Exported; mailstream_ssl.h declares it only under libetpan's USE_SSL. */
+extern mailstream_low_driver	*mailstream_ssl_driver;
+
+/*
+ * libetpan's struct mailstream_ssl_data for its GnuTLS build
+ * (src/data-types/mailstream_ssl.c, the same from 1.9.4 to 1.10.1): the
+ * data of a low-level stream whose driver is mailstream_ssl_driver.
+ */
+struct tls_etpan_ssl_data {
+	int				 fd;
+	gnutls_session_t		 session;
+	gnutls_certificate_credentials_t xcred;
+	struct mailstream_cancel	*cancel;
+};
+
 static int	 tls_is_ip_literal(const char *);
 static void	 tls_trim(char *);
+static int	 tls_check_version(mailstream *, char *, size_t);
 static int	 tls_load_anchors(gnutls_x509_trust_list_t, const char *,
 		    char *, size_t);
 
@@ -110,6 +133,36 @@ tls_load_anchors(gnutls_x509_trust_list_t tl, const char *ca_file,
 	return 0;
 }
 
+/* TLS 1.2 or later was negotiated on this stream?  0, or -1 with err. */
+static int
+tls_check_version(mailstream *stream, char *err, size_t errsz)
+{
+	mailstream_low			*low = mailstream_get_low(stream);
+	struct tls_etpan_ssl_data	*d;
+	gnutls_protocol_t		 v;
+
+	if (low == NULL || low->driver != mailstream_ssl_driver ||
+	    low->data == NULL) {
+		snprintf(err, errsz, "not a TLS stream");
+		return -1;
+	}
+	d = low->data;
+	/* Fail closed if libetpan's layout is not the one above. */
+	if (d->fd != mailstream_low_get_fd(low) || d->session == NULL) {
+		snprintf(err, errsz, "cannot read the TLS version (libetpan "
+		    "internals changed)");
+		return -1;
+	}
+	v = gnutls_protocol_get_version(d->session);
+	if (v != GNUTLS_TLS1_2 && v != GNUTLS_TLS1_3) {
+		snprintf(err, errsz, "%s refused: TLS 1.2 is the minimum",
+		    gnutls_protocol_get_name(v) != NULL ?
+		    gnutls_protocol_get_name(v) : "unknown protocol");
+		return -1;
+	}
+	return 0;
+}
+
 /* Verify the peer chain of a TLS stream for host; see tls.h. */
 int
 tls_verify_stream(struct _mailstream *stream, const char *host,
@@ -130,6 +183,8 @@ tls_verify_stream(struct _mailstream *stream, const char *host,
 		snprintf(err, errsz, "no stream or host name to verify");
 		return -1;
 	}
+	if (tls_check_version(stream, err, errsz) == -1)
+		return -1;
 	chain = mailstream_get_certificate_chain(stream);
 	if (chain == NULL || carray_count(chain) == 0) {
 		snprintf(err, errsz, "no peer certificate");

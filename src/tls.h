@@ -22,7 +22,8 @@ void	 tls_sni_callback(struct mailstream_ssl_context *, void *data);
  * Verify the peer chain of a TLS stream for host: chain to an anchor in
  * ca_file (PEM; NULL = the system trust store), RFC 6125 host-name match
  * (an IP literal is matched against IP SANs), TLS server key purpose,
- * validity dates.  0 = verified; -1 with a one-line reason in err
+ * validity dates; and TLS 1.2 or later negotiated (libetpan offers 1.0 and
+ * 1.1 too).  0 = verified; -1 with a one-line reason in err
  * ("The certificate is NOT trusted. The certificate issuer is unknown.",
  * "no peer certificate", "CA file: no certificates loaded").
  */

@@ -10,12 +10,15 @@
  */
 #include "build.h"
 
+#include <sys/resource.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -214,10 +217,12 @@ srv_session(struct srv *s, int fd)
 				pthread_mutex_lock(&s->lock);
 				s->msgs++;
 				pthread_mutex_unlock(&s->lock);
-				srv_put(fd, "250 2.0.0 Ok: queued as X1\r\n");
+				/* Read before the reply: the client may
+				 * change the script as soon as it has it. */
 				pthread_mutex_lock(&s->lock);
 				drop = s->drop_after_msgs;
 				pthread_mutex_unlock(&s->lock);
+				srv_put(fd, "250 2.0.0 Ok: queued as X1\r\n");
 				if (drop > 0 && nmsgs >= drop)
 					return;
 				continue;
@@ -619,7 +624,7 @@ test_reuse(struct srv *s)
 	/* The server drops the session after each message. */
 	srv_script(s, NULL, 0, 1);
 	is_int(relay_send(&conn, &p, &m, err, sizeof(err)), RELAY_OK,
-	    "dropped: send");
+	    "dropped: send (%s)", err);
 	msleep(1200);
 	is_int(relay_send(&conn, &p, &m, err, sizeof(err)), RELAY_OK,
 	    "dropped: next send reconnects (%s)", err);
@@ -735,6 +740,73 @@ test_cancel(struct srv *s)
 	ok(1, "cancel: stale and NULL pointers are ignored");
 }
 
+/*
+ * libetpan select()s: a descriptor >= FD_SETSIZE would abort the process
+ * in FD_SET.  Fill every free slot below FD_SETSIZE (leaving `spare'
+ * free) and check relay_send() refuses instead of crashing.
+ */
+static void
+test_fd_limit(struct srv *s)
+{
+	struct relay_params	 p;
+	struct relay_rcpt	 rc[1];
+	struct relay_msg	 m;
+	struct relay_conn	*conn = NULL;
+	struct rlimit		 rl, saved;
+	char			 err[256];
+	int			*fds, nfds = 0, fd, devnull, spare, i;
+
+	if (getrlimit(RLIMIT_NOFILE, &saved) == -1 ||
+	    saved.rlim_max < FD_SETSIZE + 64) {
+		skip("fd limit: hard RLIMIT_NOFILE below %d", FD_SETSIZE + 64);
+		skip("fd limit: cancel pipe");
+		return;
+	}
+	rl = saved;
+	rl.rlim_cur = FD_SETSIZE + 64;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == -1) {
+		skip("fd limit: setrlimit: %s", strerror(errno));
+		skip("fd limit: cancel pipe");
+		return;
+	}
+	params_init(&p, s->port);
+	memset(rc, 0, sizeof(rc));
+	rc[0].addr = "ok@test.invalid";
+	memset(&m, 0, sizeof(m));
+	m.from = "s@test.invalid";
+	m.rcpts = rc;
+	m.nrcpts = 1;
+	m.data = msg_text;
+	m.len = sizeof(msg_text) - 1;
+	fds = xcalloc(FD_SETSIZE, sizeof(*fds));
+	devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+	for (spare = 0; spare <= 1; spare++) {
+		/* Take every free slot below FD_SETSIZE ... */
+		while ((fd = dup(devnull)) != -1 && fd < FD_SETSIZE)
+			fds[nfds++] = fd;
+		if (fd != -1)
+			close(fd);
+		/* ... then give `spare' back: the socket takes it, and the
+		 * stream's cancel pipe lands above FD_SETSIZE. */
+		for (i = 0; i < spare && nfds > 0; i++)
+			close(fds[--nfds]);
+		is_int(relay_send(&conn, &p, &m, err, sizeof(err)),
+		    RELAY_TEMPFAIL, "fd limit, %d slot%s free: tempfail, no "
+		    "abort (%s)", spare, spare == 1 ? "" : "s", err);
+		ok(strncmp(err, "fd limit", 8) == 0 && conn == NULL,
+		    "fd limit: err says so, conn closed");
+		while (nfds > 0)
+			close(fds[--nfds]);
+	}
+	close(devnull);
+	free(fds);
+	setrlimit(RLIMIT_NOFILE, &saved);
+	is_int(relay_send(&conn, &p, &m, err, sizeof(err)), RELAY_OK,
+	    "fd limit: fine again once descriptors are free");
+	relay_close(&conn);
+}
+
 int
 main(void)
 {
@@ -755,6 +827,7 @@ main(void)
 	test_reuse(&s);
 	test_timeout(&s);
 	test_cancel(&s);
+	test_fd_limit(&s);
 
 	srv_stop(&s);
 	return tap_done();
