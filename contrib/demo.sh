@@ -41,6 +41,14 @@ CONF
 	    --name "Dr A. Patel (demo)" --email dr.patel@riverside.example)
 	$ctl patient add --practice "$practice" --name "Jo Bloggs (demo)" \
 	    --email jo@patient.example --verified --consent >"$demo/patient.id"
+	# A patient with no email address: her letters go to the paper queue.
+	$ctl patient add --practice "$practice" \
+	    --name "Sam Smith (demo, no email)" >"$demo/patient2.id"
+	$ctl patient set "$(cat "$demo/patient2.id")" \
+	    --address '2 Mill Road\nRiverton RV2 2BB' >/dev/null
+	$ctl practice set "$practice" --failsafe office@riverside.example \
+	    --address '1 River Lane\nRiverton RV1 1AA' \
+	    --phone '01234 567890' >/dev/null
 	echo "$clinician" >"$demo/clinician.id"
 	$ctl client add --practice "$practice" --name "demo clinical system" \
 	    --author "$clinician" 2>/dev/null >"$demo/client.token"
@@ -48,6 +56,7 @@ CONF
 fi
 token=$(cat "$demo/client.token")
 patient=$(cat "$demo/patient.id")
+patient2=$(cat "$demo/patient2.id")
 clinician=$(cat "$demo/clinician.id")
 
 cat <<MSG
@@ -75,6 +84,19 @@ See it is sealed, and open it as the patient with the stock age tool:
   sqlite3 $demo/sealpost.db "select writefile('$demo/letter1.age', sealed) from letters where id = 1"
   $build/src/sealpostctl -f $demo/sealpost.conf identity export patient $patient -o $demo/patient.key
   age -d -i $demo/patient.key $demo/letter1.age
+
+The demo has no smarthost ([relay] host is empty): letters to Jo wait in the
+queue.  A letter to Sam, who has no email address, goes straight to the
+paper queue; print it:
+
+  curl -sS http://127.0.0.1:$http_port/v1/letters \
+    -H 'Authorization: Bearer $token' -H 'Content-Type: application/json' \
+    -d '{"patient": $patient2, "author": $clinician, "subject": "Your appointment",
+         "text": "Dear Sam, please book a review.", "priority": "routine"}'
+  $build/src/sealpostctl -f $demo/sealpost.conf paper list
+  $build/src/sealpostctl -f $demo/sealpost.conf paper print ID -o $demo/letter.pdf
+
+(ID: the LETTER column of "paper list").
 
 Starting sealpostd (Ctrl-C to stop).
 MSG
