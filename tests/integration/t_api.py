@@ -224,9 +224,21 @@ def run_http(d, p, q):
            isinstance(j.get("sealed_size"), int) and j["sealed_size"] > 0 and
            str(j.get("created", "")).endswith("Z"),
            "GET /v1/letters/N: state, priority, channel, parties, size")
-    tap.ok(dl.get("recipient") == "patient" and dl.get("state") == "queued" and
-           dl.get("attempts") == 0 and "last_error" in dl,
-           "GET /v1/letters/N: one queued delivery to the patient")
+    # No smarthost in this test: the scheduler claims the delivery at once
+    # and defers it, saying why; it may not have got to it yet.
+    open_ok = (dl.get("state") == "queued" and dl.get("attempts") == 0) or \
+        (dl.get("state") in ("sending", "deferred") and
+         dl.get("attempts", 0) >= 1)
+    tap.ok(dl.get("recipient") == "patient" and open_ok and
+           "last_error" in dl and len(j.get("deliveries") or []) == 1,
+           "GET /v1/letters/N: one open delivery to the patient (%s)"
+           % dl.get("state"))
+    if dl.get("state") == "deferred":
+        tap.ok("no smarthost" in (dl.get("last_error") or ""),
+               "deferred without a smarthost, and it says so")
+    else:
+        tap.ok(dl.get("state") in ("queued", "sending"),
+               "not yet deferred: still open")
     tap.ok(CANARY not in r.body and "results" not in r.body,
            "GET /v1/letters/N: no content in the answer")
 
