@@ -407,10 +407,54 @@ try:
         tap.ok(r.returncode != 0 and "not_report" in r.stdout,
                "a message that is not a report is refused")
 
+    # --- 8. content policy "notify": no content in the mail, letter to paper
+    d.ctl("practice", "set", p["practice"], "--policy", "notify")
+    lid8 = post(p, p["patient"], subject="Private " + CANARY)
+    tap.is_eq(wait_state(p, lid8, ("sent",)), "sent",
+              "notify policy: the notification is sent")
+    mid8 = letter(p, lid8)["deliveries"][0].get("message_id")
+    note = [c for c in to_rcpt("jo@patient.test")
+            if str(c[1]["Message-ID"]) == mid8]
+    tap.ok(len(note) == 1 and CANARY.encode() not in note[0][2] and
+           b"Riverside Surgery" in note[0][2],
+           "notify policy: the mail names the practice, holds no content")
+    j = letter(p, lid8)
+    tap.ok(j.get("state") == "paper" and
+           "notify" in (j.get("paper_reason") or ""),
+           "notify policy: the letter goes to paper (%s)"
+           % j.get("paper_reason"))
+    d.ctl("practice", "set", p["practice"], "--policy", "full")
+
+    # --- 9. the printable letter ---------------------------------------------
+    if st.have("pdftotext"):
+        pdf = os.path.join(TMP, "paper.pdf")
+        r = d.ctl_run("paper", "print", lid3, "-o", pdf)
+        tap.ok(r.returncode == 0 and os.path.exists(pdf) and
+               (os.stat(pdf).st_mode & 0o077) == 0,
+               "paper print writes a 0600 PDF (%s)" % r.stderr.strip())
+        txt = subprocess.run(["pdftotext", "-layout", pdf, "-"],
+                             stdout=subprocess.PIPE, text=True).stdout
+        tap.ok("Riverside Surgery" in txt and "1 River Lane" in txt and
+               CANARY in txt and re.search(r"L%d-[A-Z2-7]{4}-[A-Z2-7]{4}"
+                                           % lid3, txt) is not None and
+               "reply@riverside.example" in txt,
+               "the PDF has the practice header, the letter, the reply "
+               "code and address")
+        r = d.ctl_run("paper", "print", lid, "-o", pdf + "2")
+        tap.ok(r.returncode != 0 and "not in the paper queue" in r.stderr,
+               "a letter not in the paper queue is not printed")
+        tap.ok("done" in d.ctl("paper", "done", lid3) and
+               re.search(r"^%d\s" % lid3, d.ctl("paper", "list"), re.M)
+               is None, "paper done: the letter leaves the open queue")
+        tap.ok(re.search(r"^%d\s.*done" % lid3, d.ctl("paper", "list", "-a"),
+                         re.M) is not None, "paper list -a still shows it")
+    else:
+        tap.skip("pdftotext (poppler-utils) is not installed")
+
     # --- status and logs ---------------------------------------------------
     stj = json.loads(d.ctl("status"))
     q = stj.get("queue", {})
-    tap.ok(q.get("sent", 0) == 3 and q.get("failed", 0) == 5 and
+    tap.ok(q.get("sent", 0) == 4 and q.get("failed", 0) == 5 and
            q.get("expired", 0) == 1 and q.get("paper_open", 0) == 6,
            "status counts the queue (%s)" % json.dumps(q))
     tap.ok(CANARY not in d.log_text(), "the log holds no letter content")
