@@ -89,6 +89,8 @@ struct qjob {
 	int			 http_status;
 	int			 requeue;	/* never attempted: back to
 						   "queued" as it was */
+	int64_t			 reply_lifetime; /* settings when made */
+	struct webhook_params	 webhook;
 
 	struct qjob		*next;
 };
@@ -121,6 +123,10 @@ struct queue {
 	int			 sched_done;
 	struct event		*bounce_ev;
 	struct sandbox		*sandbox;	/* scheduler's, for bounces */
+
+	/* SIGHUP: new live settings, taken by the scheduler under mu */
+	struct queue_params	 live;
+	int			 live_dirty;
 
 	int64_t			 last_config_alert;
 	int64_t			 last_warn_scan;
@@ -288,7 +294,7 @@ queue_build_letter(struct queue *q, struct qjob *j, struct mime_msg *msg,
 	int64_t			 rexp, bexp;
 	int			 rc = -1;
 
-	rexp = j->claim.created + q->p.reply_lifetime;
+	rexp = j->claim.created + j->reply_lifetime;
 	bexp = j->claim.expires + QUEUE_BOUNCE_GRACE;
 	if (rexp > TOKEN_EXPIRES_MAX)
 		rexp = TOKEN_EXPIRES_MAX;
@@ -539,7 +545,7 @@ queue_cb_one(struct queue *q, struct qjob *j)
 	}
 	bearer = hash_b64_encode(sec.key, KEYRING_KEY_LEN);
 	keyring_secret_free(&sec);
-	j->http_status = webhook_post(&q->p.webhook, j->cb.url, bearer,
+	j->http_status = webhook_post(&j->webhook, j->cb.url, bearer,
 	    j->cb.payload, strlen(j->cb.payload), j->err, sizeof(j->err));
 	hash_wipe(bearer, strlen(bearer));
 	free(bearer);
@@ -993,6 +999,7 @@ queue_dispatch(struct queue *q, struct qbatch *b, int64_t now)
 	for (i = 0; i < n; i++) {
 		j = xcalloc(1, sizeof(*j));
 		j->kind = QJ_LETTER;
+		j->reply_lifetime = q->p.reply_lifetime;
 		j->claim = claims[i];
 		memset(&claims[i], 0, sizeof(claims[i]));
 		q->st.claimed++;
@@ -1041,6 +1048,7 @@ queue_dispatch(struct queue *q, struct qbatch *b, int64_t now)
 	for (i = 0; i < n; i++) {
 		j = xcalloc(1, sizeof(*j));
 		j->kind = QJ_CALLBACK;
+		j->webhook = q->p.webhook;
 		j->cb = cbs[i];
 		memset(&cbs[i], 0, sizeof(cbs[i]));
 		*ctail = j;
@@ -1177,13 +1185,23 @@ queue_sched_main(void *arg)
 	memset(&b, 0, sizeof(b));
 	for (;;) {
 		pthread_mutex_lock(&q->mu);
+		/* Stopping: wait for the workers' last results, not spin. */
 		if (q->results == NULL && q->bounces_in == NULL &&
-		    !q->kicked && !q->stopping) {
+		    (q->stopping ? q->workers_alive > 0 : !q->kicked)) {
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_nsec += QUEUE_TICK_MS * 1000000L;
 			ts.tv_sec += ts.tv_nsec / 1000000000L;
 			ts.tv_nsec %= 1000000000L;
 			pthread_cond_timedwait(&q->cv_sched, &q->mu, &ts);
+		}
+		if (q->live_dirty) {
+			/* Only this thread reads q->p's live fields. */
+			q->p.retry_first = q->live.retry_first;
+			q->p.retry_max = q->live.retry_max;
+			q->p.reply_lifetime = q->live.reply_lifetime;
+			q->p.max_active = q->live.max_active;
+			q->p.webhook.timeout = q->live.webhook.timeout;
+			q->live_dirty = 0;
 		}
 		res = q->results;
 		q->results = NULL;
@@ -1409,11 +1427,13 @@ queue_reload(struct queue *q, int64_t retry_first, int64_t retry_max,
     int64_t reply_lifetime, int max_active, int callback_timeout)
 {
 	pthread_mutex_lock(&q->mu);
-	q->p.retry_first = retry_first;
-	q->p.retry_max = retry_max;
-	q->p.reply_lifetime = reply_lifetime;
-	q->p.max_active = max_active < 1 ? 1 : max_active;
-	q->p.webhook.timeout = callback_timeout;
+	q->live.retry_first = retry_first;
+	q->live.retry_max = retry_max;
+	q->live.reply_lifetime = reply_lifetime;
+	q->live.max_active = max_active < 1 ? 1 : max_active;
+	q->live.webhook.timeout = callback_timeout;
+	q->live_dirty = 1;
+	pthread_cond_signal(&q->cv_sched);
 	pthread_mutex_unlock(&q->mu);
 }
 
