@@ -8,6 +8,7 @@
  *                           sent from the pipeline's done() after COMMIT
  *   GET  /v1/letters/{id}   200 the letter's state and its deliveries
  *   GET  /healthz           200 {"status":"ok"}; 503 draining / store down
+ *   GET  /metrics           200 Prometheus text: queue counts and ages
  *
  * Every answer is JSON with "Cache-Control: no-store".  Errors are
  * {"error":{"code":"...","message":"..."[,"field":"..."]}} with:
@@ -101,6 +102,7 @@
 #include "letter.h"
 #include "log.h"
 #include "store.h"
+#include "queue.h"
 #include "submit.h"
 #include "tlsserver.h"
 #include "util.h"
@@ -186,6 +188,7 @@ struct api {
 enum api_route {
 	API_R_NONE,
 	API_R_HEALTH,
+	API_R_METRICS,
 	API_R_LETTERS,
 	API_R_LETTER
 };
@@ -226,6 +229,9 @@ static void	 api_error(struct api_req *, int, const char *, const char *,
 static void	 api_store_error(struct api_req *, const char *, int,
 		    const char *);
 static void	 api_reply(struct api_req *, int, json_t *);
+static void	 api_reply_raw(struct api_req *, int, const char *,
+		    const char *, size_t);
+static void	 api_metrics(struct api_req *);
 static void	 api_log(struct api_req *, int);
 static void	 api_header(struct api_req *, const char *, const char *);
 static int	 api_header_count(struct evhttp_request *, const char *);
@@ -805,6 +811,8 @@ api_dispatch(struct evhttp_request *req, void *arg)
 
 	if (strcmp(path, "/healthz") == 0)
 		route = API_R_HEALTH;
+	else if (strcmp(path, "/metrics") == 0)
+		route = API_R_METRICS;
 	else if (strcmp(path, "/v1/letters") == 0)
 		route = API_R_LETTERS;
 	else if (strncmp(path, "/v1/letters/", 12) == 0 &&
@@ -827,6 +835,10 @@ api_dispatch(struct evhttp_request *req, void *arg)
 
 	if (route == API_R_HEALTH) {
 		api_health(ar);
+		return;
+	}
+	if (route == API_R_METRICS) {
+		api_metrics(ar);
 		return;
 	}
 	if (api_auth(ar, &client) != 0)
@@ -865,6 +877,93 @@ api_health(struct api_req *ar)
 		return;
 	}
 	api_reply(ar, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+/*
+ * GET /metrics: Prometheus text format, counts and ages only (no ids, no
+ * names).  Unauthenticated like /healthz: it is for the monitoring on the
+ * surgery's network.
+ */
+static void
+api_metrics(struct api_req *ar)
+{
+	struct daemon		*d = ar->api->d;
+	struct store_queue_stats qs;
+	struct submit_stats	 ss;
+	struct queue_stats	 qq;
+	const char		*error = NULL;
+	char			*out;
+	int64_t			 now = util_time();
+
+	memset(&ss, 0, sizeof(ss));
+	memset(&qq, 0, sizeof(qq));
+	if (store_queue_stats(d->store, &qs, &error) != STORE_OK) {
+		log_warnx("http req=%llu metrics: store: %s",
+		    (unsigned long long)ar->id, error);
+		api_header(ar, "Retry-After", API_RETRY_AFTER);
+		api_error(ar, 503, "unavailable", NULL,
+		    "the store does not answer");
+		return;
+	}
+	if (d->submit != NULL)
+		submit_get_stats(d->submit, &ss);
+	if (d->queue != NULL)
+		queue_get_stats(d->queue, &qq);
+	xasprintf(&out,
+	    "# HELP sealpost_deliveries Deliveries by state.\n"
+	    "# TYPE sealpost_deliveries gauge\n"
+	    "sealpost_deliveries{state=\"queued\"} %lld\n"
+	    "sealpost_deliveries{state=\"sending\"} %lld\n"
+	    "sealpost_deliveries{state=\"deferred\"} %lld\n"
+	    "sealpost_deliveries{state=\"held\"} %lld\n"
+	    "sealpost_deliveries{state=\"sent\"} %lld\n"
+	    "sealpost_deliveries{state=\"failed\"} %lld\n"
+	    "sealpost_deliveries{state=\"expired\"} %lld\n"
+	    "sealpost_deliveries{state=\"cancelled\"} %lld\n"
+	    "# HELP sealpost_oldest_undelivered_seconds Age of the oldest "
+	    "open delivery (0: none).\n"
+	    "# TYPE sealpost_oldest_undelivered_seconds gauge\n"
+	    "sealpost_oldest_undelivered_seconds %lld\n"
+	    "# HELP sealpost_paper_open Letters in the paper queue not yet "
+	    "posted.\n"
+	    "# TYPE sealpost_paper_open gauge\n"
+	    "sealpost_paper_open %lld\n"
+	    "# HELP sealpost_alerts_queued Alert mails waiting to be sent.\n"
+	    "# TYPE sealpost_alerts_queued gauge\n"
+	    "sealpost_alerts_queued %lld\n"
+	    "# HELP sealpost_callbacks_queued Webhook callbacks waiting.\n"
+	    "# TYPE sealpost_callbacks_queued gauge\n"
+	    "sealpost_callbacks_queued %lld\n"
+	    "# HELP sealpost_letters_committed_total Letters committed since "
+	    "start.\n"
+	    "# TYPE sealpost_letters_committed_total counter\n"
+	    "sealpost_letters_committed_total %llu\n"
+	    "# HELP sealpost_relay_attempts_total Delivery attempts since start "
+	    "by outcome.\n"
+	    "# TYPE sealpost_relay_attempts_total counter\n"
+	    "sealpost_relay_attempts_total{outcome=\"sent\"} %llu\n"
+	    "sealpost_relay_attempts_total{outcome=\"deferred\"} %llu\n"
+	    "sealpost_relay_attempts_total{outcome=\"failed\"} %llu\n"
+	    "sealpost_relay_attempts_total{outcome=\"expired\"} %llu\n"
+	    "sealpost_relay_attempts_total{outcome=\"held\"} %llu\n"
+	    "sealpost_relay_attempts_total{outcome=\"bounced\"} %llu\n"
+	    "# HELP sealpost_relay_in_flight Deliveries being attempted.\n"
+	    "# TYPE sealpost_relay_in_flight gauge\n"
+	    "sealpost_relay_in_flight %llu",
+	    (long long)qs.queued, (long long)qs.sending, (long long)qs.deferred,
+	    (long long)qs.held, (long long)qs.sent, (long long)qs.failed,
+	    (long long)qs.expired, (long long)qs.cancelled,
+	    (long long)(qs.oldest_open > 0 && now > qs.oldest_open ?
+	    now - qs.oldest_open : 0),
+	    (long long)qs.paper_open, (long long)qs.alerts_queued,
+	    (long long)qs.callbacks_queued,
+	    (unsigned long long)ss.committed,
+	    (unsigned long long)qq.sent, (unsigned long long)qq.deferred,
+	    (unsigned long long)qq.failed, (unsigned long long)qq.expired,
+	    (unsigned long long)qq.held, (unsigned long long)qq.bounced,
+	    (unsigned long long)qq.in_flight);
+	api_reply_raw(ar, 200, "text/plain; version=0.0.4", out, strlen(out));
+	free(out);
 }
 
 /* GET /v1/letters/{id}: state and deliveries, never content. */
@@ -1381,28 +1480,40 @@ api_store_error(struct api_req *ar, const char *what, int rc,
 static void
 api_reply(struct api_req *ar, int status, json_t *body)
 {
-	struct evhttp_request	*req = ar->req;
-	struct evhttp_connection *evcon;
-	struct evbuffer		*buf = NULL;
-	char			*s = NULL, idbuf[24];
+	char	*s;
 
 	if (body == NULL)
 		log_fatalx("http: cannot build a JSON answer");
+	if ((s = json_dumps(body, JSON_COMPACT)) == NULL)
+		log_fatalx("http: out of memory for an answer");
+	json_decref(body);
+	api_reply_raw(ar, status, "application/json", s, strlen(s));
+	free(s);
+}
+
+/* Send a body (a newline is added) and log the request. */
+static void
+api_reply_raw(struct api_req *ar, int status, const char *ctype,
+    const char *s, size_t len)
+{
+	struct evhttp_request	*req = ar->req;
+	struct evhttp_connection *evcon;
+	struct evbuffer		*buf = NULL;
+	char			 idbuf[24];
+
 	if (req != NULL) {
 		snprintf(idbuf, sizeof idbuf, "%llu",
 		    (unsigned long long)ar->id);
-		api_header(ar, "Content-Type", "application/json");
+		api_header(ar, "Content-Type", ctype);
 		api_header(ar, "Cache-Control", "no-store");
 		api_header(ar, "X-Request-Id", idbuf);
 		if (ar->api->d->draining)
 			api_header(ar, "Connection", "close");
-		if ((s = json_dumps(body, JSON_COMPACT)) == NULL ||
-		    (buf = evbuffer_new()) == NULL)
+		if ((buf = evbuffer_new()) == NULL)
 			log_fatalx("http: out of memory for an answer");
-		evbuffer_add(buf, s, strlen(s));
+		evbuffer_add(buf, s, len);
 		evbuffer_add(buf, "\n", 1);
 	}
-	json_decref(body);
 	api_log(ar, status);
 	if (req == NULL) {
 		free(ar);
@@ -1418,7 +1529,6 @@ api_reply(struct api_req *ar, int status, json_t *body)
 	/* ar may be gone from here on. */
 	evhttp_send_reply(req, status, api_reason(status), buf);
 	evbuffer_free(buf);
-	free(s);
 }
 
 /* evhttp handed the whole answer to the kernel. */

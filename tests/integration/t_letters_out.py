@@ -457,6 +457,16 @@ try:
     tap.ok(q.get("sent", 0) == 4 and q.get("failed", 0) == 5 and
            q.get("expired", 0) == 1 and q.get("paper_open", 0) == 6,
            "status counts the queue (%s)" % json.dumps(q))
+    r = subprocess.run(["curl", "-sS", "-w", "\n%{http_code}",
+                        "http://127.0.0.1:%d/metrics" % d.http_port],
+                       stdout=subprocess.PIPE, text=True, timeout=30)
+    mtext, _, mcode = r.stdout.rpartition("\n")
+    tap.ok(mcode == "200" and
+           'sealpost_deliveries{state="sent"} 4' in mtext and
+           'sealpost_deliveries{state="expired"} 1' in mtext and
+           "sealpost_paper_open 6" in mtext and
+           "sealpost_oldest_undelivered_seconds 0" in mtext and
+           CANARY not in mtext, "/metrics: Prometheus counts, no content")
     tap.ok(CANARY not in d.log_text(), "the log holds no letter content")
     r = d.ctl_run("audit", "verify")
     tap.ok(r.returncode == 0, "audit chain verifies after all this")
