@@ -854,6 +854,7 @@ queue_check_claim(struct queue *q, struct qbatch *b, struct qjob *j,
 	struct store_patient	*pt = NULL;
 	const char		*error = NULL;
 	struct qtx		*x;
+	const char		*nomail = NULL;
 	int64_t			 shared = 0;
 	int			 settled = 1;
 
@@ -879,22 +880,18 @@ queue_check_claim(struct queue *q, struct qbatch *b, struct qjob *j,
 		    (long long)c->delivery_id, (long long)c->letter_id);
 		goto done;
 	}
-	if (pt->email == NULL || *pt->email == '\0') {
-		qtx_fail(x, STORE_DS_FAILED, "failed",
-		    "the patient has no email address");
+	if (pt->email == NULL || *pt->email == '\0')
+		nomail = "the patient has no email address";
+	else if (!pt->verified)
+		nomail = "the patient's email address is not verified";
+	else if (!pt->consent)
+		nomail = "the patient has not consented to email";
+	if (nomail != NULL) {
+		qtx_fail(x, STORE_DS_FAILED, "failed", nomail);
 		q->st.failed++;
-		goto done;
-	}
-	if (!pt->verified) {
-		qtx_fail(x, STORE_DS_FAILED, "failed",
-		    "the patient's email address is not verified");
-		q->st.failed++;
-		goto done;
-	}
-	if (!pt->consent) {
-		qtx_fail(x, STORE_DS_FAILED, "failed",
-		    "the patient has not consented to email");
-		q->st.failed++;
+		log_warnx("delivery=%lld letter=%lld not emailed, to paper: %s",
+		    (long long)c->delivery_id, (long long)c->letter_id,
+		    nomail);
 		goto done;
 	}
 	if (!c->released) {
