@@ -1304,6 +1304,25 @@ queue_bounce_cb(evutil_socket_t fd, short ev, void *arg)
 
 /* --- public --------------------------------------------------------------- */
 
+/* The copies of the parameters' strings, and the queue itself. */
+static void
+queue_free(struct queue *q)
+{
+	free(q->s_database);
+	free(q->s_host);
+	free(q->s_tls_name);
+	free(q->s_ca);
+	free(q->s_user);
+	if (q->s_pass != NULL) {
+		hash_wipe(q->s_pass, strlen(q->s_pass));
+		free(q->s_pass);
+	}
+	free(q->s_helo);
+	free(q->s_program);
+	free(q->s_cb_ca);
+	free(q);
+}
+
 int
 queue_start(struct event_base *base, const struct queue_params *p,
     struct queue **qp, const char **error_r)
@@ -1392,19 +1411,7 @@ queue_start(struct event_base *base, const struct queue_params *p,
 fail:
 	store_close(&q->store);
 	hash_wipe(&q->tkeys, sizeof(q->tkeys));
-	free(q->s_database);
-	free(q->s_host);
-	free(q->s_tls_name);
-	free(q->s_ca);
-	free(q->s_user);
-	if (q->s_pass != NULL) {
-		hash_wipe(q->s_pass, strlen(q->s_pass));
-		free(q->s_pass);
-	}
-	free(q->s_helo);
-	free(q->s_program);
-	free(q->s_cb_ca);
-	free(q);
+	queue_free(q);
 	return -1;
 }
 
@@ -1553,19 +1560,7 @@ queue_stop(struct queue **qp, uint64_t timeout_ms)
 	pthread_cond_destroy(&q->cv_cb);
 	free(q->conns);
 	free(q->workers);
-	free(q->s_database);
-	free(q->s_host);
-	free(q->s_tls_name);
-	free(q->s_ca);
-	free(q->s_user);
-	if (q->s_pass != NULL) {
-		hash_wipe(q->s_pass, strlen(q->s_pass));
-		free(q->s_pass);
-	}
-	free(q->s_helo);
-	free(q->s_program);
-	free(q->s_cb_ca);
-	free(q);
+	queue_free(q);
 	*qp = NULL;
 	return rc;
 }
