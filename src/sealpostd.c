@@ -18,6 +18,7 @@
 #include "build.h"
 
 #include <sys/resource.h>
+#include <sys/select.h>
 #include <sys/stat.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -479,6 +480,7 @@ main(int argc, char *argv[])
 	struct submit_params	 sp;
 	struct queue_params	 qp;
 	struct token_keys	 tkeys;
+	struct rlimit		 rl;
 	struct event		*sigs[4], *ev_wd = NULL;
 	char			*relay_pass = NULL;
 	const char		*cfgpath = DEFAULT_CONFIG;
@@ -529,6 +531,17 @@ main(int argc, char *argv[])
 
 	/* libetpan and GnuTLS write with send(2) without MSG_NOSIGNAL. */
 	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * libetpan select()s on its sockets: a descriptor at or above
+	 * FD_SETSIZE would abort the process.  The unit sets LimitNOFILE=1024;
+	 * run by hand with a higher limit, lower it here so accept() and
+	 * open() fail cleanly (EMFILE) instead.
+	 */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > FD_SETSIZE) {
+		rl.rlim_cur = FD_SETSIZE;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+			log_warn("setrlimit RLIMIT_NOFILE");
+	}
 	umask(077);
 	if (hash_init() != 0)
 		log_fatalx("libsodium could not be initialised");
