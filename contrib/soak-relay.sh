@@ -28,12 +28,12 @@
 #   -n  backlog size (default 100000)
 #   -b  build directory holding src/sealpostd (default ./build)
 #   -p  relay.pool_size (default: the daemon's, 4)
-#   -u  seconds an urgent letter may take from 202 to sent (default 5)
+#   -u  seconds an urgent letter may take from 202 to sent (default 8)
 #   -m  VmRSS bound in MB (default 64: the same as the suite's, since the
 #       active set, not the backlog, should decide the memory)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-letters=100000 b=$top/build pool="" ubound=5 rss=64
+letters=100000 b=$top/build pool="" ubound=8 rss=64
 usage() {
 	echo "usage: $0 [-n LETTERS] [-b BUILDDIR] [-p POOL] [-u URGENT_BOUND] [-m RSS_MB]" >&2
 	exit 2

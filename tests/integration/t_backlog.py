@@ -14,9 +14,11 @@ delivery is "sent".  The scheduler takes new letters and retries
 alternately, urgent first, with at most queue.max_active in flight, so an
 urgent letter waits behind at most max_active deliveries, not behind the
 backlog.  Checked:
-  - every urgent letter is sent within URGENT_BOUND seconds of its 202,
-    and within a quarter of the time the drain takes, and while backlog
-    letters are still waiting (it overtook them);
+  - every urgent letter is sent within URGENT_BOUND seconds of its 202
+    (8 s: max_active over the drain rate is about 1.2 s on 2 cores; the
+    rest is margin for a shared machine), within a quarter of the time
+    the drain takes, and while backlog letters are still waiting (it
+    overtook them);
   - sealpostd's VmRSS, sampled every 0.1 s from /proc during the drain,
     stays below RSS_BOUND_MB (the peak is reported);
   - at the end every delivery is sent (none open, none failed), the sink
@@ -47,7 +49,7 @@ import sealpost_test as st  # noqa: E402
 
 BACKLOG = int(os.environ.get("SEALPOST_BACKLOG", "5000"))
 URGENT = int(os.environ.get("SEALPOST_BACKLOG_URGENT", "20"))
-URGENT_BOUND = float(os.environ.get("SEALPOST_BACKLOG_URGENT_BOUND", "5"))
+URGENT_BOUND = float(os.environ.get("SEALPOST_BACKLOG_URGENT_BOUND", "8"))
 RSS_BOUND_MB = int(os.environ.get("SEALPOST_BACKLOG_RSS_MB", "64"))
 POOL = os.environ.get("SEALPOST_BACKLOG_POOL")    # relay.pool_size
 # Seconds allowed for each long wait (deferral, drain).
@@ -219,16 +221,18 @@ try:
     stop = threading.Event()
 
     def sampler():
-        last = 0
         while not stop.is_set():
-            now = time.time()
-            samples.append((now, rss_kb(pid)))
-            if now - last >= 0.5:
-                last = now
-                progress.append((now, status(d).get("sent", 0)))
+            samples.append((time.time(), rss_kb(pid)))
             time.sleep(0.1)
-    th = threading.Thread(target=sampler, daemon=True)
-    th.start()
+
+    def counter():
+        while not stop.is_set():
+            progress.append((time.time(), status(d).get("sent", 0)))
+            time.sleep(0.5)
+    ths = [threading.Thread(target=f, daemon=True)
+           for f in (sampler, counter)]
+    for th in ths:
+        th.start()
     out = d.ctl("queue", "retry")
     t_drain = time.time()
     tap.is_eq(out, "%d deliveries due now" % BACKLOG,
@@ -277,7 +281,8 @@ try:
     done = wait_for(lambda: status(d).get("sent", 0) >= total, TIMEOUT, 0.2)
     drain_s = time.time() - t_drain
     stop.set()
-    th.join(5)
+    for th in ths:
+        th.join(5)
     tap.ok(done, "the backlog drained: %d sent in %.1fs (%.0f/s)"
            % (status(d).get("sent", 0), drain_s,
               status(d).get("sent", 0) / max(drain_s, 0.001)))
