@@ -43,7 +43,9 @@
 
 #define QUEUE_TICK_MS		1000	/* scheduler wakes at least this often */
 #define QUEUE_WARN_EVERY	5	/* seconds between delay-warning scans */
-#define QUEUE_CLAIM_MAX		64	/* deliveries per claim */
+#define QUEUE_CLAIM_MAX		32	/* deliveries per claim */
+#define QUEUE_BYTES_MAX		(64 * 1024 * 1024) /* sealed bytes in flight:
+						   past this, claim nothing */
 #define QUEUE_ALERT_MAX		16
 #define QUEUE_CALLBACK_MAX	16
 #define QUEUE_CALLBACK_TRIES	10	/* then the callback is "failed" */
@@ -113,6 +115,7 @@ struct queue {
 	struct qjob		*results, **results_tail;
 	struct queue_bounce	*bounces_in, *bounces_done;
 	size_t			 in_flight;	/* letters claimed, unsettled */
+	size_t			 in_flight_bytes; /* their sealed sizes */
 	size_t			 alerts_in_flight, cbs_in_flight;
 	struct relay_conn	**conns;	/* per worker, for cancel */
 	int			 workers_alive;
@@ -139,6 +142,7 @@ static void	*queue_cb_main(void *);
 static void	 queue_bounce_cb(evutil_socket_t, short, void *);
 static void	 qjob_free(struct qjob *);
 static void	 queue_push(struct qjob **, struct qjob ***, struct qjob *);
+static void	 queue_push_urgent(struct queue *, struct qjob *);
 static struct qjob *queue_pop(struct qjob **, struct qjob ***);
 
 /* --- backoff -------------------------------------------------------------- */
@@ -184,6 +188,21 @@ queue_pop(struct qjob **head, struct qjob ***tail)
 		*tail = head;
 	j->next = NULL;
 	return j;
+}
+
+/* Before the routine letters waiting, after the urgent ones. */
+static void
+queue_push_urgent(struct queue *q, struct qjob *j)
+{
+	struct qjob	**pp = &q->relay_jobs;
+
+	while (*pp != NULL && (*pp)->kind == QJ_LETTER &&
+	    (*pp)->claim.priority > 0)
+		pp = &(*pp)->next;
+	j->next = *pp;
+	*pp = j;
+	if (j->next == NULL)
+		q->relay_tail = &j->next;
 }
 
 static void
@@ -708,8 +727,11 @@ queue_settle_letter(struct queue *q, struct qbatch *b, struct qjob *j,
 
 	x = qbatch_add(b, c->delivery_id, STORE_DS_SENDING, NULL);
 	if (j->requeue) {
-		x->t.to = STORE_DS_QUEUED;
+		/* Never attempted: back as it was, due at once. */
+		x->t.to = c->attempts > 1 ? STORE_DS_DEFERRED :
+		    STORE_DS_QUEUED;
 		x->t.next_attempt = now;
+		x->t.undo_attempt = 1;
 		strlcpy_sp(x->error, j->err, sizeof(x->error));
 		return;
 	}
@@ -863,8 +885,10 @@ queue_check_claim(struct queue *q, struct qbatch *b, struct qjob *j,
 	    STORE_OK || store_patient_get(q->store, c->patient_id, &pt,
 	    &error) != STORE_OK) {
 		/* The store is unwell: put it back for later. */
-		x->t.to = STORE_DS_QUEUED;
+		x->t.to = c->attempts > 1 ? STORE_DS_DEFERRED :
+		    STORE_DS_QUEUED;
 		x->t.next_attempt = now + q->p.retry_first;
+		x->t.undo_attempt = 1;
 		snprintf(x->error, sizeof(x->error), "store: %s",
 		    error ? error : "record missing");
 		goto done;
@@ -905,8 +929,10 @@ queue_check_claim(struct queue *q, struct qbatch *b, struct qjob *j,
 			if (store_address_shared(q->store, c->practice_id,
 			    c->patient_id, pt->email, &shared, &error) !=
 			    STORE_OK) {
-				x->t.to = STORE_DS_QUEUED;
+				x->t.to = c->attempts > 1 ?
+				    STORE_DS_DEFERRED : STORE_DS_QUEUED;
 				x->t.next_attempt = now + q->p.retry_first;
+				x->t.undo_attempt = 1;
 				snprintf(x->error, sizeof(x->error),
 				    "store: %s", error);
 				goto done;
@@ -955,6 +981,33 @@ done:
 	return settled;
 }
 
+/*
+ * Claim up to `more' further new letters and append them to *claims: the
+ * retries did not use their half of the room.  0, or -1 (nothing added).
+ */
+static int
+queue_claim_more(struct queue *q, int64_t now, size_t more,
+    struct store_claim **claims, size_t *n)
+{
+	struct store_claim	*extra = NULL;
+	const char		*error = NULL;
+	size_t			 m = 0;
+
+	if (store_deliveries_claim(q->store, now, more, 0, &extra, &m,
+	    &error) != STORE_OK) {
+		log_warnx("queue: claim: %s", error);
+		return -1;
+	}
+	if (m > 0) {
+		*claims = xreallocarray(*claims, *n + m, sizeof(**claims));
+		memcpy(*claims + *n, extra, m * sizeof(*extra));
+		*n += m;
+		free(extra);	/* the strings moved into *claims */
+	} else
+		store_claims_free(&extra, 0);
+	return 0;
+}
+
 /* Claim due work and dispatch it. */
 static void
 queue_dispatch(struct queue *q, struct qbatch *b, int64_t now)
@@ -964,7 +1017,7 @@ queue_dispatch(struct queue *q, struct qbatch *b, int64_t now)
 	struct store_callback	*cbs = NULL;
 	struct store_practice	*pr = NULL;
 	const char		*error = NULL;
-	size_t			 n = 0, i, room, max_new, max_retry;
+	size_t			 n = 0, i, room, max_new, max_retry, nnew;
 	struct qjob		*j, *ready = NULL, **rtail = &ready;
 	struct qjob		*cready = NULL, **ctail = &cready;
 	size_t			 nletters = 0, nalerts = 0, ncbs = 0;
@@ -973,6 +1026,8 @@ queue_dispatch(struct queue *q, struct qbatch *b, int64_t now)
 	pthread_mutex_lock(&q->mu);
 	room = (size_t)q->p.max_active > q->in_flight ?
 	    (size_t)q->p.max_active - q->in_flight : 0;
+	if (q->in_flight_bytes >= QUEUE_BYTES_MAX)
+		room = 0;		/* large letters: memory stays bounded */
 	pthread_mutex_unlock(&q->mu);
 	if (room > QUEUE_CLAIM_MAX)
 		room = QUEUE_CLAIM_MAX;
@@ -981,7 +1036,10 @@ queue_dispatch(struct queue *q, struct qbatch *b, int64_t now)
 	cb_room = q->cbs_in_flight < QUEUE_CALLBACK_MAX * 2;
 	pthread_mutex_unlock(&q->mu);
 
-	/* New letters and retries alternate: each gets half the room. */
+	/*
+	 * New letters and retries alternate: each gets half the room; what
+	 * one side leaves, the new letters may take in a second claim.
+	 */
 	if (room > 0) {
 		max_new = (room + 1) / 2;
 		max_retry = room - max_new;
@@ -992,6 +1050,11 @@ queue_dispatch(struct queue *q, struct qbatch *b, int64_t now)
 			log_warnx("queue: claim: %s", error);
 			n = 0;
 		}
+		for (i = 0, nnew = 0; i < n; i++)
+			nnew += claims[i].attempts == 1;
+		/* All the new letters asked for came: more may wait. */
+		if (nnew == max_new && n < room)
+			(void)queue_claim_more(q, now, room - n, &claims, &n);
 	}
 	for (i = 0; i < n; i++) {
 		j = xcalloc(1, sizeof(*j));
@@ -1062,7 +1125,13 @@ queue_dispatch(struct queue *q, struct qbatch *b, int64_t now)
 	q->cbs_in_flight += ncbs;
 	while ((j = ready) != NULL) {
 		ready = j->next;
-		queue_push(&q->relay_jobs, &q->relay_tail, j);
+		if (j->kind == QJ_LETTER)
+			q->in_flight_bytes += j->claim.sealed_len;
+		/* An urgent letter goes before the routine ones waiting. */
+		if (j->kind == QJ_LETTER && j->claim.priority > 0)
+			queue_push_urgent(q, j);
+		else
+			queue_push(&q->relay_jobs, &q->relay_tail, j);
 	}
 	while ((j = cready) != NULL) {
 		cready = j->next;
@@ -1228,9 +1297,10 @@ queue_sched_main(void *arg)
 			else if (j->kind == QJ_CALLBACK)
 				queue_settle_cb(q, j, now);
 			pthread_mutex_lock(&q->mu);
-			if (j->kind == QJ_LETTER)
+			if (j->kind == QJ_LETTER) {
 				q->in_flight--;
-			else if (j->kind == QJ_ALERT)
+				q->in_flight_bytes -= j->claim.sealed_len;
+			} else if (j->kind == QJ_ALERT)
 				q->alerts_in_flight--;
 			else
 				q->cbs_in_flight--;
@@ -1385,6 +1455,7 @@ queue_start(struct event_base *base, const struct queue_params *p,
 	q->relay_tail = &q->relay_jobs;
 	q->cb_tail = &q->cb_jobs;
 	q->results_tail = &q->results;
+	q->kicked = 1;		/* look at once, not at the first tick */
 	q->bounce_ev = event_new(base, -1, 0, queue_bounce_cb, q);
 	if (q->bounce_ev == NULL) {
 		*error_r = "event_new failed";
@@ -1487,8 +1558,8 @@ queue_stop(struct queue **qp, uint64_t timeout_ms)
 	struct queue_bounce	*qb;
 	struct qjob		*j;
 	struct timespec		 ts;
-	uint64_t		 deadline;
-	int			 i, rc = 0;
+	uint64_t		 deadline, cancel_at;
+	int			 i, rc = 0, cancelled;
 
 	if (q == NULL)
 		return 0;
@@ -1507,18 +1578,28 @@ queue_stop(struct queue **qp, uint64_t timeout_ms)
 		snprintf(j->err, sizeof(j->err), "daemon stopping");
 		queue_push(&q->results, &q->results_tail, j);
 	}
-	for (i = 0; i < q->p.pool_size; i++) {
-		if (q->conns[i] != NULL)
-			relay_cancel(q->conns[i]);
-	}
 	pthread_cond_broadcast(&q->cv_relay);
 	pthread_cond_broadcast(&q->cv_cb);
 	pthread_cond_broadcast(&q->cv_sched);
+	/*
+	 * Sessions in flight may finish for half the time: cutting one after
+	 * the final dot would make the patient get the letter twice.  Then
+	 * they are cancelled (their deliveries are deferred and retried).
+	 */
+	cancel_at = util_now_ms() + timeout_ms / 2;
+	cancelled = 0;
 	while (!q->sched_done) {
 		uint64_t	 left, now = util_now_ms();
 
 		if (now >= deadline)
 			break;
+		if (!cancelled && now >= cancel_at) {
+			for (i = 0; i < q->p.pool_size; i++) {
+				if (q->conns[i] != NULL)
+					relay_cancel(q->conns[i]);
+			}
+			cancelled = 1;
+		}
 		left = deadline - now;
 		if (left > 200)
 			left = 200;

@@ -383,6 +383,9 @@ struct store_transition {
 						   "bounced", "delayed",
 						   "held", "tls" ... */
 	const char	*paper_reason;		/* short, no content */
+	int		 undo_attempt;		/* the claim's attempt did not
+						   happen (stopping): take
+						   attempts back by one */
 	/* out */
 	int		 applied;
 };

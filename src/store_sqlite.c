@@ -528,6 +528,7 @@ static const char *const store_sql[ST_MAX] = {
 	    "smtp_code = ?4, last_error = ?5, updated = ?6, "
 	    "sent_at = CASE WHEN ?2 = 'sent' THEN ?6 ELSE sent_at END, "
 	    "address = coalesce(?7, address), "
+	    "attempts = max(attempts - ?8, 0), "
 	    "warn_at = CASE WHEN ?2 IN " OPEN_STATES " THEN warn_at ELSE 0 END "
 	    "WHERE id = ?1",
 	[ST_DELIVERY_GET] = "SELECT " DELIVERY_COLS " FROM deliveries "
@@ -3100,6 +3101,7 @@ store_transition_one(struct store *s, struct store_transition *t,
 	store_bind_text(st, 5, t->error);
 	sqlite3_bind_int64(st, 6, now);
 	store_bind_text(st, 7, t->address);
+	sqlite3_bind_int(st, 8, t->undo_attempt ? 1 : 0);
 	if ((rc = store_run(s, st, "delivery update", error_r)) != STORE_OK)
 		return rc;
 
