@@ -733,10 +733,21 @@ static int	 store_transition_one(struct store *,
 		    const char **);
 static int	 store_letter_admin(struct store *, int64_t, const char *,
 		    int, int64_t *, const char **);
-static int	 store_alert_one(struct store *, int64_t,
-		    struct store_alert *, int *, const char **);
-static int	 store_callback_one(struct store *, int64_t,
-		    struct store_callback *, int *, const char **);
+struct store_outbox;
+static int	 store_outbox_claim(struct store *,
+		    const struct store_outbox *, int64_t, size_t, void **,
+		    size_t *, const char **);
+static int	 store_outbox_check(const struct store_outbox *, const char *,
+		    int64_t, const char **);
+static int	 store_outbox_close(struct store *,
+		    const struct store_outbox *, sqlite3_stmt *,
+		    const char **);
+static int	 store_alert_one(struct store *, int64_t, void *, int *,
+		    const char **);
+static void	 store_alerts_release(void *, size_t);
+static int	 store_callback_one(struct store *, int64_t, void *, int *,
+		    const char **);
+static void	 store_callbacks_release(void *, size_t);
 static void	 store_read_paper(sqlite3_stmt *, struct store_paper *);
 static int	 store_paper_mark(struct store *, int64_t, const char *, int,
 		    const char **);
@@ -3545,6 +3556,125 @@ store_queue_list(struct store *s, const char *states, size_t max,
 	return STORE_OK;
 }
 
+/* --- outboxes: alerts and callbacks ---------------------------------- */
+
+/*
+ * Alerts and callbacks live the same life: due rows are claimed in one
+ * transaction ("queued" -> "sending"; a row whose target has gone is
+ * closed there and not returned), then each gets an outcome.  What tells
+ * one outbox from the other is here; the reasons stay static strings.
+ */
+struct store_outbox {
+	enum store_stmt	 due;		/* ?1 = now, ?2 = max: the ids */
+	size_t		 size;		/* of one claimed row */
+	/* Read and mark one row; *skip when it was closed instead. */
+	int		(*one)(struct store *, int64_t, void *, int *,
+			    const char **);
+	/* Free n claimed rows (store_*s_free) through a void pointer. */
+	void		(*release)(void *, size_t);
+	const char	*toomany;
+	const char	*badstate;
+	const char	*noretry;
+	const char	*done;		/* what store_run names */
+	const char	*notfound;
+};
+
+static const struct store_outbox store_alerts = {
+	ST_ALERTS_DUE, sizeof(struct store_alert), store_alert_one,
+	store_alerts_release,
+	"alerts: too many rows asked for",
+	"alert: state must be sent, queued or failed",
+	"alert: a retry without a next attempt",
+	"alert done",
+	"no such alert being sent"
+};
+
+static const struct store_outbox store_callbacks = {
+	ST_CALLBACKS_DUE, sizeof(struct store_callback), store_callback_one,
+	store_callbacks_release,
+	"callbacks: too many rows asked for",
+	"callback: state must be sent, queued or failed",
+	"callback: a retry without a next attempt",
+	"callback done",
+	"no such callback being sent"
+};
+
+/* Claim up to max due rows of an outbox into a new array *out. */
+static int
+store_outbox_claim(struct store *s, const struct store_outbox *o,
+    int64_t now, size_t max, void **out, size_t *n, const char **error_r)
+{
+	unsigned char	*rows = NULL;
+	int64_t		*ids = NULL;
+	size_t		 nids = 0, i, k = 0;
+	int		 own, rc, skip;
+
+	*out = NULL;
+	*n = 0;
+	if (max > STORE_CLAIM_MAX) {
+		*error_r = o->toomany;
+		return STORE_ERROR;
+	}
+	if (max == 0)
+		return STORE_OK;
+	if ((rc = store_tx_begin(s, &own, error_r)) != STORE_OK)
+		return rc;
+	rc = store_ids(s, o->due, now, (int64_t)max, &ids, &nids, error_r);
+	if (rc == STORE_OK && nids > 0)
+		rows = xcalloc(nids, o->size);
+	for (i = 0; i < nids && rc == STORE_OK; i++) {
+		rc = o->one(s, ids[i], rows + k * o->size, &skip, error_r);
+		if (rc != STORE_OK || !skip)
+			k++;	/* on failure too: free what it holds */
+	}
+	free(ids);
+	if ((rc = store_tx_end(s, own, rc, error_r)) != STORE_OK) {
+		o->release(rows, k);
+		return rc;
+	}
+	if (k == 0) {
+		o->release(rows, 0);
+		rows = NULL;
+	}
+	*out = rows;
+	*n = k;
+	return STORE_OK;
+}
+
+/* Check an outcome: sent, queued (a retry at next_attempt) or failed. */
+static int
+store_outbox_check(const struct store_outbox *o, const char *state,
+    int64_t next_attempt, const char **error_r)
+{
+	if (state == NULL || (strcmp(state, "sent") != 0 &&
+	    strcmp(state, "queued") != 0 && strcmp(state, "failed") != 0)) {
+		*error_r = o->badstate;
+		return STORE_ERROR;
+	}
+	if (strcmp(state, "queued") == 0 && next_attempt <= 0) {
+		*error_r = o->noretry;
+		return STORE_ERROR;
+	}
+	return STORE_OK;
+}
+
+/* Run a bound outcome statement; STORE_NOTFOUND unless the row was being
+ * sent. */
+static int
+store_outbox_close(struct store *s, const struct store_outbox *o,
+    sqlite3_stmt *st, const char **error_r)
+{
+	int	 rc;
+
+	if ((rc = store_run(s, st, o->done, error_r)) != STORE_OK)
+		return rc;
+	if (sqlite3_changes(s->db) == 0) {
+		*error_r = o->notfound;
+		return STORE_NOTFOUND;
+	}
+	return STORE_OK;
+}
+
 /* --- alerts ----------------------------------------------------------- */
 
 /*
@@ -3552,12 +3682,13 @@ store_queue_list(struct store *s, const char *states, size_t max,
  * failsafe address since: the row becomes "none" and is not returned.
  */
 static int
-store_alert_one(struct store *s, int64_t id, struct store_alert *a,
-    int *skip, const char **error_r)
+store_alert_one(struct store *s, int64_t id, void *row, int *skip,
+    const char **error_r)
 {
-	sqlite3_stmt	*st;
-	const char	*to;
-	int		 rc;
+	struct store_alert	*a = row;
+	sqlite3_stmt		*st;
+	const char		*to;
+	int			 rc;
 
 	*skip = 0;
 	if ((rc = store_stmt(s, ST_ALERT_READ, &st, error_r)) != STORE_OK)
@@ -3608,40 +3739,22 @@ int
 store_alerts_claim(struct store *s, int64_t now, size_t max,
     struct store_alert **out, size_t *n, const char **error_r)
 {
-	struct store_alert	*a = NULL;
-	int64_t			*ids = NULL;
-	size_t			 nids = 0, i, k = 0;
-	int			 own, rc, skip;
+	void	*rows;
+	int	 rc;
 
-	*out = NULL;
-	*n = 0;
-	if (max > STORE_CLAIM_MAX) {
-		*error_r = "alerts: too many rows asked for";
-		return STORE_ERROR;
-	}
-	if (max == 0)
-		return STORE_OK;
-	if ((rc = store_tx_begin(s, &own, error_r)) != STORE_OK)
-		return rc;
-	rc = store_ids(s, ST_ALERTS_DUE, now, (int64_t)max, &ids, &nids,
+	rc = store_outbox_claim(s, &store_alerts, now, max, &rows, n,
 	    error_r);
-	if (rc == STORE_OK && nids > 0)
-		a = xcalloc(nids, sizeof(*a));
-	for (i = 0; i < nids && rc == STORE_OK; i++) {
-		rc = store_alert_one(s, ids[i], &a[k], &skip, error_r);
-		if (rc != STORE_OK || !skip)
-			k++;	/* on failure too: free what it holds */
-	}
-	free(ids);
-	if ((rc = store_tx_end(s, own, rc, error_r)) != STORE_OK) {
-		store_alerts_free(&a, k);
-		return rc;
-	}
-	if (k == 0)
-		store_alerts_free(&a, 0);
-	*out = a;
-	*n = k;
-	return STORE_OK;
+	*out = rows;
+	return rc;
+}
+
+/* store_alerts_free for the outbox. */
+static void
+store_alerts_release(void *rows, size_t n)
+{
+	struct store_alert	*a = rows;
+
+	store_alerts_free(&a, n);
 }
 
 /* Free an array of alerts; accepts NULL. */
@@ -3669,15 +3782,9 @@ store_alert_done(struct store *s, int64_t id, const char *state,
 	sqlite3_stmt	*st;
 	int		 rc;
 
-	if (state == NULL || (strcmp(state, "sent") != 0 &&
-	    strcmp(state, "queued") != 0 && strcmp(state, "failed") != 0)) {
-		*error_r = "alert: state must be sent, queued or failed";
-		return STORE_ERROR;
-	}
-	if (strcmp(state, "queued") == 0 && next_attempt <= 0) {
-		*error_r = "alert: a retry without a next attempt";
-		return STORE_ERROR;
-	}
+	if ((rc = store_outbox_check(&store_alerts, state, next_attempt,
+	    error_r)) != STORE_OK)
+		return rc;
 	if (!store_text_ok(error, 1)) {
 		*error_r = "alert: reason too long";
 		return STORE_ERROR;
@@ -3688,13 +3795,7 @@ store_alert_done(struct store *s, int64_t id, const char *state,
 	store_bind_text(st, 2, state);
 	sqlite3_bind_int64(st, 3, next_attempt);
 	store_bind_text(st, 4, error);
-	if ((rc = store_run(s, st, "alert done", error_r)) != STORE_OK)
-		return rc;
-	if (sqlite3_changes(s->db) == 0) {
-		*error_r = "no such alert being sent";
-		return STORE_NOTFOUND;
-	}
-	return STORE_OK;
+	return store_outbox_close(s, &store_alerts, st, error_r);
 }
 
 /* --- callbacks -------------------------------------------------------- */
@@ -3702,13 +3803,14 @@ store_alert_done(struct store *s, int64_t id, const char *state,
 /* Read and mark one due callback; *skip when its client has no URL any
  * more or was revoked (the row becomes "failed"). */
 static int
-store_callback_one(struct store *s, int64_t id, struct store_callback *c,
-    int *skip, const char **error_r)
+store_callback_one(struct store *s, int64_t id, void *row, int *skip,
+    const char **error_r)
 {
-	sqlite3_stmt	*st;
-	const char	*url;
-	const void	*p;
-	int		 rc, n;
+	struct store_callback	*c = row;
+	sqlite3_stmt		*st;
+	const char		*url;
+	const void		*p;
+	int			 rc, n;
 
 	*skip = 0;
 	if ((rc = store_stmt(s, ST_CALLBACK_READ, &st, error_r)) != 0)
@@ -3753,40 +3855,22 @@ int
 store_callbacks_claim(struct store *s, int64_t now, size_t max,
     struct store_callback **out, size_t *n, const char **error_r)
 {
-	struct store_callback	*c = NULL;
-	int64_t			*ids = NULL;
-	size_t			 nids = 0, i, k = 0;
-	int			 own, rc, skip;
+	void	*rows;
+	int	 rc;
 
-	*out = NULL;
-	*n = 0;
-	if (max > STORE_CLAIM_MAX) {
-		*error_r = "callbacks: too many rows asked for";
-		return STORE_ERROR;
-	}
-	if (max == 0)
-		return STORE_OK;
-	if ((rc = store_tx_begin(s, &own, error_r)) != STORE_OK)
-		return rc;
-	rc = store_ids(s, ST_CALLBACKS_DUE, now, (int64_t)max, &ids, &nids,
+	rc = store_outbox_claim(s, &store_callbacks, now, max, &rows, n,
 	    error_r);
-	if (rc == STORE_OK && nids > 0)
-		c = xcalloc(nids, sizeof(*c));
-	for (i = 0; i < nids && rc == STORE_OK; i++) {
-		rc = store_callback_one(s, ids[i], &c[k], &skip, error_r);
-		if (rc != STORE_OK || !skip)
-			k++;
-	}
-	free(ids);
-	if ((rc = store_tx_end(s, own, rc, error_r)) != STORE_OK) {
-		store_callbacks_free(&c, k);
-		return rc;
-	}
-	if (k == 0)
-		store_callbacks_free(&c, 0);
-	*out = c;
-	*n = k;
-	return STORE_OK;
+	*out = rows;
+	return rc;
+}
+
+/* store_callbacks_free for the outbox. */
+static void
+store_callbacks_release(void *rows, size_t n)
+{
+	struct store_callback	*c = rows;
+
+	store_callbacks_free(&c, n);
 }
 
 /* Free an array of callbacks; accepts NULL. */
@@ -3818,28 +3902,16 @@ store_callback_done(struct store *s, int64_t id, const char *state,
 	sqlite3_stmt	*st;
 	int		 rc;
 
-	if (state == NULL || (strcmp(state, "sent") != 0 &&
-	    strcmp(state, "queued") != 0 && strcmp(state, "failed") != 0)) {
-		*error_r = "callback: state must be sent, queued or failed";
-		return STORE_ERROR;
-	}
-	if (strcmp(state, "queued") == 0 && next_attempt <= 0) {
-		*error_r = "callback: a retry without a next attempt";
-		return STORE_ERROR;
-	}
+	if ((rc = store_outbox_check(&store_callbacks, state, next_attempt,
+	    error_r)) != STORE_OK)
+		return rc;
 	if ((rc = store_stmt(s, ST_CALLBACK_DONE, &st, error_r)) != 0)
 		return rc;
 	sqlite3_bind_int64(st, 1, id);
 	store_bind_text(st, 2, state);
 	sqlite3_bind_int64(st, 3, next_attempt);
 	sqlite3_bind_int(st, 4, http_status);
-	if ((rc = store_run(s, st, "callback done", error_r)) != STORE_OK)
-		return rc;
-	if (sqlite3_changes(s->db) == 0) {
-		*error_r = "no such callback being sent";
-		return STORE_NOTFOUND;
-	}
-	return STORE_OK;
+	return store_outbox_close(s, &store_callbacks, st, error_r);
 }
 
 /* --- the paper queue -------------------------------------------------- */
