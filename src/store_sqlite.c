@@ -680,6 +680,9 @@ static void	 store_read_practice(sqlite3_stmt *, struct store_practice *);
 static void	 store_read_clinician(sqlite3_stmt *,
 		    struct store_clinician *);
 static void	 store_read_client(sqlite3_stmt *, struct store_client *);
+static int	 store_client_query(struct store *, enum store_stmt, int64_t,
+		    const unsigned char *, struct store_client **,
+		    const char **);
 static void	 store_read_delivery(sqlite3_stmt *,
 		    struct store_delivery *);
 static void	 store_delivery_clear(struct store_delivery *);
@@ -1647,26 +1650,37 @@ store_read_client(sqlite3_stmt *st, struct store_client *c)
 	}
 }
 
+/* Look a client up by id or (hash not NULL) by its token's SHA-256. */
+static int
+store_client_query(struct store *s, enum store_stmt which, int64_t id,
+    const unsigned char *hash, struct store_client **cp,
+    const char **error_r)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	*cp = NULL;
+	if ((rc = store_stmt(s, which, &st, error_r)) != STORE_OK)
+		return rc;
+	if (hash != NULL)
+		sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
+	else
+		sqlite3_bind_int64(st, 1, id);
+	if ((rc = store_fetch(s, st, "client get", error_r)) != STORE_OK)
+		return rc;
+	*cp = xcalloc(1, sizeof(**cp));
+	store_read_client(st, *cp);
+	store_done(st);
+	return STORE_OK;
+}
+
 /* The client holding a token, by the token's SHA-256. */
 int
 store_client_by_token(struct store *s, const unsigned char hash[32],
     struct store_client **cp, const char **error_r)
 {
-	struct store_client	*c;
-	sqlite3_stmt		*st;
-	int			 rc;
-
-	*cp = NULL;
-	if ((rc = store_stmt(s, ST_CLIENT_BY_TOKEN, &st, error_r)) != 0)
-		return rc;
-	sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
-	if ((rc = store_fetch(s, st, "client get", error_r)) != STORE_OK)
-		return rc;
-	c = xcalloc(1, sizeof(*c));
-	store_read_client(st, c);
-	store_done(st);
-	*cp = c;
-	return STORE_OK;
+	return store_client_query(s, ST_CLIENT_BY_TOKEN, 0, hash, cp,
+	    error_r);
 }
 
 /* A client by id, with its callback settings. */
@@ -1674,21 +1688,7 @@ int
 store_client_get(struct store *s, int64_t id, struct store_client **cp,
     const char **error_r)
 {
-	struct store_client	*c;
-	sqlite3_stmt		*st;
-	int			 rc;
-
-	*cp = NULL;
-	if ((rc = store_stmt(s, ST_CLIENT_GET, &st, error_r)) != STORE_OK)
-		return rc;
-	sqlite3_bind_int64(st, 1, id);
-	if ((rc = store_fetch(s, st, "client get", error_r)) != STORE_OK)
-		return rc;
-	c = xcalloc(1, sizeof(*c));
-	store_read_client(st, c);
-	store_done(st);
-	*cp = c;
-	return STORE_OK;
+	return store_client_query(s, ST_CLIENT_GET, id, NULL, cp, error_r);
 }
 
 /* Free a practice; accepts NULL. */
