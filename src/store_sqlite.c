@@ -708,6 +708,8 @@ static int	 store_audit_append(struct store *, int64_t, const char *,
 struct store_head;
 static int	 store_tx_begin(struct store *, int *, const char **);
 static int	 store_tx_end(struct store *, int, int, const char **);
+static int	 store_admin_begin(struct store *, const char *, int *,
+		    int64_t *, const char **);
 static void	 store_clip(char *, size_t, const char *);
 static int	 store_dstate_known(const char *, size_t);
 static int	 store_states_parse(const char *, char [][16], size_t,
@@ -2367,6 +2369,27 @@ store_tx_end(struct store *s, int own, int rc, const char **error_r)
 	return rc;
 }
 
+/*
+ * Begin an admin's action (release, cancel, paper): the actor goes into
+ * the audit rows, so it is checked first; then the transaction and the
+ * time every row of the action carries.
+ */
+static int
+store_admin_begin(struct store *s, const char *actor, int *own,
+    int64_t *now, const char **error_r)
+{
+	int	 rc;
+
+	if (!store_text_ok(actor, 0)) {
+		*error_r = "actor missing or too long";
+		return STORE_ERROR;
+	}
+	if ((rc = store_tx_begin(s, own, error_r)) != STORE_OK)
+		return rc;
+	*now = util_time();
+	return STORE_OK;
+}
+
 /* Copy at most size - 1 bytes, never cutting a UTF-8 sequence. */
 static void
 store_clip(char *dst, size_t size, const char *src)
@@ -3365,13 +3388,8 @@ store_letter_admin(struct store *s, int64_t letter_id, const char *actor,
 	int			 own, rc;
 
 	*n = 0;
-	if (!store_text_ok(actor, 0)) {
-		*error_r = "actor missing or too long";
-		return STORE_ERROR;
-	}
-	if ((rc = store_tx_begin(s, &own, error_r)) != STORE_OK)
+	if ((rc = store_admin_begin(s, actor, &own, &now, error_r)) != 0)
 		return rc;
-	now = util_time();
 	if ((rc = store_letter_head(s, letter_id, &h, error_r)) != STORE_OK)
 		return store_tx_end(s, own, rc, error_r);
 	rc = store_ids(s, cancel ? ST_CANCEL_IDS : ST_RELEASE_IDS, letter_id,
@@ -3994,13 +4012,8 @@ store_paper_mark(struct store *s, int64_t letter_id, const char *actor,
 	int64_t			 now;
 	int			 own, rc;
 
-	if (!store_text_ok(actor, 0)) {
-		*error_r = "actor missing or too long";
-		return STORE_ERROR;
-	}
-	if ((rc = store_tx_begin(s, &own, error_r)) != STORE_OK)
+	if ((rc = store_admin_begin(s, actor, &own, &now, error_r)) != 0)
 		return rc;
-	now = util_time();
 	if ((rc = store_paper_get(s, letter_id, &p, error_r)) != STORE_OK)
 		return store_tx_end(s, own, rc, error_r);
 	if (done && p.done != 0)	/* already closed: nothing to do */
