@@ -90,6 +90,7 @@
 
 #include "dsn.h"
 #include "mime.h"
+#include "mime_int.h"
 #include "util.h"
 
 #define DSN_TEXT_MAGIC	"sealpost-dsn/1"
@@ -120,7 +121,6 @@ struct dsn_block {
 #define SCAN_FIELD	1
 #define SCAN_BLANK	2
 
-static size_t	 utf8_len(const unsigned char *, size_t);
 static int	 clean_value(char *, size_t, const char *, size_t);
 static int	 is_clean(const char *, size_t);
 static int	 typed_value(char *, size_t, const char *, size_t);
@@ -163,34 +163,6 @@ static const char *const rcpt_fields[] = {
 
 /* --- values --------------------------------------------------------------- */
 
-/* Length of the well-formed UTF-8 sequence at s (n > 0 bytes), or 0. */
-static size_t
-utf8_len(const unsigned char *s, size_t n)
-{
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		return (n >= 2 && (s[1] & 0xc0) == 0x80) ? 2 : 0;
-	if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		if (n < 3 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
-			return 0;
-		if ((s[0] == 0xe0 && s[1] < 0xa0) ||	/* overlong */
-		    (s[0] == 0xed && s[1] >= 0xa0))	/* surrogate */
-			return 0;
-		return 3;
-	}
-	if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		if (n < 4 || (s[1] & 0xc0) != 0x80 ||
-		    (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
-			return 0;
-		if ((s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 &&
-		    s[1] >= 0x90))
-			return 0;
-		return 4;
-	}
-	return 0;
-}
-
 /*
  * Write src[0..n) into dst (size dstsz >= 1) as a clean value: controls
  * (C0, DEL, C1, CR and LF of the folding too) become white space, bytes
@@ -206,7 +178,7 @@ clean_value(char *dst, size_t dstsz, const char *src, size_t n)
 	int			 space = 0, ws, bad;
 
 	for (i = 0; i < n; i += k) {
-		k = utf8_len(s + i, n - i);
+		k = mime_utf8_len(s + i, n - i);
 		if ((bad = k == 0)) {
 			k = 1;		/* not UTF-8: one '?' a byte */
 			ws = 0;
@@ -586,51 +558,12 @@ status_parse(const char *p, size_t len, struct dsn_report *rep)
 static void
 ctype_name(struct mailmime_content *ct, char *buf, size_t bufsz)
 {
-	const char	*type = "";
+	const char	*type;
 	size_t		 i;
 
 	buf[0] = '\0';
-	if (ct == NULL || ct->ct_type == NULL || ct->ct_subtype == NULL)
-		return;
-	if (ct->ct_type->tp_type == MAILMIME_TYPE_DISCRETE_TYPE &&
-	    ct->ct_type->tp_data.tp_discrete_type != NULL) {
-		switch (ct->ct_type->tp_data.tp_discrete_type->dt_type) {
-		case MAILMIME_DISCRETE_TYPE_TEXT:
-			type = "text";
-			break;
-		case MAILMIME_DISCRETE_TYPE_IMAGE:
-			type = "image";
-			break;
-		case MAILMIME_DISCRETE_TYPE_AUDIO:
-			type = "audio";
-			break;
-		case MAILMIME_DISCRETE_TYPE_VIDEO:
-			type = "video";
-			break;
-		case MAILMIME_DISCRETE_TYPE_APPLICATION:
-			type = "application";
-			break;
-		default:
-			type = ct->ct_type->tp_data.tp_discrete_type->
-			    dt_extension;
-			break;
-		}
-	} else if (ct->ct_type->tp_type == MAILMIME_TYPE_COMPOSITE_TYPE &&
-	    ct->ct_type->tp_data.tp_composite_type != NULL) {
-		switch (ct->ct_type->tp_data.tp_composite_type->ct_type) {
-		case MAILMIME_COMPOSITE_TYPE_MESSAGE:
-			type = "message";
-			break;
-		case MAILMIME_COMPOSITE_TYPE_MULTIPART:
-			type = "multipart";
-			break;
-		default:
-			type = ct->ct_type->tp_data.tp_composite_type->
-			    ct_token;
-			break;
-		}
-	}
-	if (type == NULL)
+	if (ct == NULL || ct->ct_type == NULL || ct->ct_subtype == NULL ||
+	    (type = mime_type_name(ct->ct_type)) == NULL)
 		return;
 	if ((size_t)snprintf(buf, bufsz, "%s/%s", type, ct->ct_subtype) >=
 	    bufsz) {

@@ -9,7 +9,8 @@
  * SMTP/IMAP workers that includes libetpan headers.
  *
  * Public: mime_limits_default, mime_init, mime_prefilter, mime_parse_letter,
- * mime_parse_letter_unfiltered.
+ * mime_parse_letter_unfiltered; for dsn.c (mime_int.h): mime_utf8_len,
+ * mime_type_name.
  *
  * Prefilter (reference/libetpan.md sections 8 and 11):
  *  - size, top header section size, header line length, NUL in the top
@@ -70,6 +71,7 @@
 #include "letter.h"
 #include "log.h"
 #include "mime.h"
+#include "mime_int.h"
 #include "util.h"
 
 #define MIME_DEFAULT_MAX_SIZE		(64u * 1024 * 1024)
@@ -132,7 +134,6 @@ static void	 buf_addc(struct buf *, int);
 static void	 buf_repl(struct buf *);
 static char	*buf_cstr(struct buf *);
 static void	 buf_wipe(struct buf *);
-static size_t	 utf8_seq(const unsigned char *, size_t);
 static int	 utf8_valid(const char *, size_t);
 static void	 utf8_sanitize(struct buf *, const char *, size_t);
 static void	 latin1_to_utf8(struct buf *, const char *, size_t);
@@ -309,9 +310,10 @@ buf_wipe(struct buf *b)
 	memset(b, 0, sizeof(*b));
 }
 
-/* Length of the well-formed UTF-8 sequence at s, or 0. */
-static size_t
-utf8_seq(const unsigned char *s, size_t n)
+/* Length of the well-formed UTF-8 sequence at s (n > 0 bytes), or 0;
+ * dsn.c cleans its values with it too. */
+size_t
+mime_utf8_len(const unsigned char *s, size_t n)
 {
 	if (s[0] < 0x80)
 		return 1;
@@ -347,7 +349,7 @@ utf8_valid(const char *s, size_t n)
 	size_t			 i, k;
 
 	for (i = 0; i < n; i += k) {
-		if ((k = utf8_seq(u + i, n - i)) == 0)
+		if ((k = mime_utf8_len(u + i, n - i)) == 0)
 			return 0;
 	}
 	return 1;
@@ -362,7 +364,7 @@ utf8_sanitize(struct buf *b, const char *s, size_t n)
 
 	buf_grow(b, n);
 	for (i = 0; i < n; i += k) {
-		if ((k = utf8_seq(u + i, n - i)) == 0 || u[i] == 0) {
+		if ((k = mime_utf8_len(u + i, n - i)) == 0 || u[i] == 0) {
 			buf_repl(b);
 			k = 1;
 		} else
@@ -1232,6 +1234,43 @@ subject_get(struct mailimf_fields *fields)
 	return s;
 }
 
+/* The top-level media type of a Content-Type (mime_int.h), or NULL. */
+const char *
+mime_type_name(const struct mailmime_type *t)
+{
+	if (t == NULL)
+		return NULL;
+	if (t->tp_type == MAILMIME_TYPE_DISCRETE_TYPE &&
+	    t->tp_data.tp_discrete_type != NULL) {
+		switch (t->tp_data.tp_discrete_type->dt_type) {
+		case MAILMIME_DISCRETE_TYPE_TEXT:
+			return "text";
+		case MAILMIME_DISCRETE_TYPE_IMAGE:
+			return "image";
+		case MAILMIME_DISCRETE_TYPE_AUDIO:
+			return "audio";
+		case MAILMIME_DISCRETE_TYPE_VIDEO:
+			return "video";
+		case MAILMIME_DISCRETE_TYPE_APPLICATION:
+			return "application";
+		default:
+			return t->tp_data.tp_discrete_type->dt_extension;
+		}
+	}
+	if (t->tp_type == MAILMIME_TYPE_COMPOSITE_TYPE &&
+	    t->tp_data.tp_composite_type != NULL) {
+		switch (t->tp_data.tp_composite_type->ct_type) {
+		case MAILMIME_COMPOSITE_TYPE_MESSAGE:
+			return "message";
+		case MAILMIME_COMPOSITE_TYPE_MULTIPART:
+			return "multipart";
+		default:
+			return t->tp_data.tp_composite_type->ct_token;
+		}
+	}
+	return NULL;
+}
+
 /* "type/subtype", lower case, of a part (application/octet-stream if odd). */
 static char *
 part_ctype(struct mailmime_content *ct)
@@ -1242,44 +1281,7 @@ part_ctype(struct mailmime_content *ct)
 
 	if (ct == NULL || ct->ct_type == NULL)
 		return xstrdup("text/plain");
-	if (ct->ct_type->tp_type == MAILMIME_TYPE_DISCRETE_TYPE &&
-	    ct->ct_type->tp_data.tp_discrete_type != NULL) {
-		switch (ct->ct_type->tp_data.tp_discrete_type->dt_type) {
-		case MAILMIME_DISCRETE_TYPE_TEXT:
-			type = "text";
-			break;
-		case MAILMIME_DISCRETE_TYPE_IMAGE:
-			type = "image";
-			break;
-		case MAILMIME_DISCRETE_TYPE_AUDIO:
-			type = "audio";
-			break;
-		case MAILMIME_DISCRETE_TYPE_VIDEO:
-			type = "video";
-			break;
-		case MAILMIME_DISCRETE_TYPE_APPLICATION:
-			type = "application";
-			break;
-		default:
-			type = ct->ct_type->tp_data.tp_discrete_type->
-			    dt_extension;
-			break;
-		}
-	} else if (ct->ct_type->tp_type == MAILMIME_TYPE_COMPOSITE_TYPE &&
-	    ct->ct_type->tp_data.tp_composite_type != NULL) {
-		switch (ct->ct_type->tp_data.tp_composite_type->ct_type) {
-		case MAILMIME_COMPOSITE_TYPE_MESSAGE:
-			type = "message";
-			break;
-		case MAILMIME_COMPOSITE_TYPE_MULTIPART:
-			type = "multipart";
-			break;
-		default:
-			type = ct->ct_type->tp_data.tp_composite_type->
-			    ct_token;
-			break;
-		}
-	}
+	type = mime_type_name(ct->ct_type);
 	sub = ct->ct_subtype;
 	if (type == NULL || sub == NULL || *type == '\0' || *sub == '\0' ||
 	    strlen(type) > 64 || strlen(sub) > 64)

@@ -681,6 +681,9 @@ static void	 store_read_practice(sqlite3_stmt *, struct store_practice *);
 static void	 store_read_clinician(sqlite3_stmt *,
 		    struct store_clinician *);
 static void	 store_read_client(sqlite3_stmt *, struct store_client *);
+static int	 store_client_query(struct store *, enum store_stmt, int64_t,
+		    const unsigned char *, struct store_client **,
+		    const char **);
 static void	 store_read_delivery(sqlite3_stmt *,
 		    struct store_delivery *);
 static void	 store_delivery_clear(struct store_delivery *);
@@ -706,6 +709,8 @@ static int	 store_audit_append(struct store *, int64_t, const char *,
 struct store_head;
 static int	 store_tx_begin(struct store *, int *, const char **);
 static int	 store_tx_end(struct store *, int, int, const char **);
+static int	 store_admin_begin(struct store *, const char *, int *,
+		    int64_t *, const char **);
 static void	 store_clip(char *, size_t, const char *);
 static int	 store_dstate_known(const char *, size_t);
 static int	 store_states_parse(const char *, char [][16], size_t,
@@ -734,10 +739,21 @@ static int	 store_transition_one(struct store *,
 		    const char **);
 static int	 store_letter_admin(struct store *, int64_t, const char *,
 		    int, int64_t *, const char **);
-static int	 store_alert_one(struct store *, int64_t,
-		    struct store_alert *, int *, const char **);
-static int	 store_callback_one(struct store *, int64_t,
-		    struct store_callback *, int *, const char **);
+struct store_outbox;
+static int	 store_outbox_claim(struct store *,
+		    const struct store_outbox *, int64_t, size_t, void **,
+		    size_t *, const char **);
+static int	 store_outbox_check(const struct store_outbox *, const char *,
+		    int64_t, const char **);
+static int	 store_outbox_close(struct store *,
+		    const struct store_outbox *, sqlite3_stmt *,
+		    const char **);
+static int	 store_alert_one(struct store *, int64_t, void *, int *,
+		    const char **);
+static void	 store_alerts_release(void *, size_t);
+static int	 store_callback_one(struct store *, int64_t, void *, int *,
+		    const char **);
+static void	 store_callbacks_release(void *, size_t);
 static void	 store_read_paper(sqlite3_stmt *, struct store_paper *);
 static int	 store_paper_mark(struct store *, int64_t, const char *, int,
 		    const char **);
@@ -1637,26 +1653,37 @@ store_read_client(sqlite3_stmt *st, struct store_client *c)
 	}
 }
 
+/* Look a client up by id or (hash not NULL) by its token's SHA-256. */
+static int
+store_client_query(struct store *s, enum store_stmt which, int64_t id,
+    const unsigned char *hash, struct store_client **cp,
+    const char **error_r)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	*cp = NULL;
+	if ((rc = store_stmt(s, which, &st, error_r)) != STORE_OK)
+		return rc;
+	if (hash != NULL)
+		sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
+	else
+		sqlite3_bind_int64(st, 1, id);
+	if ((rc = store_fetch(s, st, "client get", error_r)) != STORE_OK)
+		return rc;
+	*cp = xcalloc(1, sizeof(**cp));
+	store_read_client(st, *cp);
+	store_done(st);
+	return STORE_OK;
+}
+
 /* The client holding a token, by the token's SHA-256. */
 int
 store_client_by_token(struct store *s, const unsigned char hash[32],
     struct store_client **cp, const char **error_r)
 {
-	struct store_client	*c;
-	sqlite3_stmt		*st;
-	int			 rc;
-
-	*cp = NULL;
-	if ((rc = store_stmt(s, ST_CLIENT_BY_TOKEN, &st, error_r)) != 0)
-		return rc;
-	sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
-	if ((rc = store_fetch(s, st, "client get", error_r)) != STORE_OK)
-		return rc;
-	c = xcalloc(1, sizeof(*c));
-	store_read_client(st, c);
-	store_done(st);
-	*cp = c;
-	return STORE_OK;
+	return store_client_query(s, ST_CLIENT_BY_TOKEN, 0, hash, cp,
+	    error_r);
 }
 
 /* A client by id, with its callback settings. */
@@ -1664,21 +1691,7 @@ int
 store_client_get(struct store *s, int64_t id, struct store_client **cp,
     const char **error_r)
 {
-	struct store_client	*c;
-	sqlite3_stmt		*st;
-	int			 rc;
-
-	*cp = NULL;
-	if ((rc = store_stmt(s, ST_CLIENT_GET, &st, error_r)) != STORE_OK)
-		return rc;
-	sqlite3_bind_int64(st, 1, id);
-	if ((rc = store_fetch(s, st, "client get", error_r)) != STORE_OK)
-		return rc;
-	c = xcalloc(1, sizeof(*c));
-	store_read_client(st, c);
-	store_done(st);
-	*cp = c;
-	return STORE_OK;
+	return store_client_query(s, ST_CLIENT_GET, id, NULL, cp, error_r);
 }
 
 /* Free a practice; accepts NULL. */
@@ -2355,6 +2368,27 @@ store_tx_end(struct store *s, int own, int rc, const char **error_r)
 	    store_run(s, st, "release", &e) != STORE_OK)
 		log_warnx("store: %s", e);
 	return rc;
+}
+
+/*
+ * Begin an admin's action (release, cancel, paper): the actor goes into
+ * the audit rows, so it is checked first; then the transaction and the
+ * time every row of the action carries.
+ */
+static int
+store_admin_begin(struct store *s, const char *actor, int *own,
+    int64_t *now, const char **error_r)
+{
+	int	 rc;
+
+	if (!store_text_ok(actor, 0)) {
+		*error_r = "actor missing or too long";
+		return STORE_ERROR;
+	}
+	if ((rc = store_tx_begin(s, own, error_r)) != STORE_OK)
+		return rc;
+	*now = util_time();
+	return STORE_OK;
 }
 
 /* Copy at most size - 1 bytes, never cutting a UTF-8 sequence. */
@@ -3356,13 +3390,8 @@ store_letter_admin(struct store *s, int64_t letter_id, const char *actor,
 	int			 own, rc;
 
 	*n = 0;
-	if (!store_text_ok(actor, 0)) {
-		*error_r = "actor missing or too long";
-		return STORE_ERROR;
-	}
-	if ((rc = store_tx_begin(s, &own, error_r)) != STORE_OK)
+	if ((rc = store_admin_begin(s, actor, &own, &now, error_r)) != 0)
 		return rc;
-	now = util_time();
 	if ((rc = store_letter_head(s, letter_id, &h, error_r)) != STORE_OK)
 		return store_tx_end(s, own, rc, error_r);
 	rc = store_ids(s, cancel ? ST_CANCEL_IDS : ST_RELEASE_IDS, letter_id,
@@ -3547,6 +3576,125 @@ store_queue_list(struct store *s, const char *states, size_t max,
 	return STORE_OK;
 }
 
+/* --- outboxes: alerts and callbacks ---------------------------------- */
+
+/*
+ * Alerts and callbacks live the same life: due rows are claimed in one
+ * transaction ("queued" -> "sending"; a row whose target has gone is
+ * closed there and not returned), then each gets an outcome.  What tells
+ * one outbox from the other is here; the reasons stay static strings.
+ */
+struct store_outbox {
+	enum store_stmt	 due;		/* ?1 = now, ?2 = max: the ids */
+	size_t		 size;		/* of one claimed row */
+	/* Read and mark one row; *skip when it was closed instead. */
+	int		(*one)(struct store *, int64_t, void *, int *,
+			    const char **);
+	/* Free n claimed rows (store_*s_free) through a void pointer. */
+	void		(*release)(void *, size_t);
+	const char	*toomany;
+	const char	*badstate;
+	const char	*noretry;
+	const char	*done;		/* what store_run names */
+	const char	*notfound;
+};
+
+static const struct store_outbox store_alerts = {
+	ST_ALERTS_DUE, sizeof(struct store_alert), store_alert_one,
+	store_alerts_release,
+	"alerts: too many rows asked for",
+	"alert: state must be sent, queued or failed",
+	"alert: a retry without a next attempt",
+	"alert done",
+	"no such alert being sent"
+};
+
+static const struct store_outbox store_callbacks = {
+	ST_CALLBACKS_DUE, sizeof(struct store_callback), store_callback_one,
+	store_callbacks_release,
+	"callbacks: too many rows asked for",
+	"callback: state must be sent, queued or failed",
+	"callback: a retry without a next attempt",
+	"callback done",
+	"no such callback being sent"
+};
+
+/* Claim up to max due rows of an outbox into a new array *out. */
+static int
+store_outbox_claim(struct store *s, const struct store_outbox *o,
+    int64_t now, size_t max, void **out, size_t *n, const char **error_r)
+{
+	unsigned char	*rows = NULL;
+	int64_t		*ids = NULL;
+	size_t		 nids = 0, i, k = 0;
+	int		 own, rc, skip;
+
+	*out = NULL;
+	*n = 0;
+	if (max > STORE_CLAIM_MAX) {
+		*error_r = o->toomany;
+		return STORE_ERROR;
+	}
+	if (max == 0)
+		return STORE_OK;
+	if ((rc = store_tx_begin(s, &own, error_r)) != STORE_OK)
+		return rc;
+	rc = store_ids(s, o->due, now, (int64_t)max, &ids, &nids, error_r);
+	if (rc == STORE_OK && nids > 0)
+		rows = xcalloc(nids, o->size);
+	for (i = 0; i < nids && rc == STORE_OK; i++) {
+		rc = o->one(s, ids[i], rows + k * o->size, &skip, error_r);
+		if (rc != STORE_OK || !skip)
+			k++;	/* on failure too: free what it holds */
+	}
+	free(ids);
+	if ((rc = store_tx_end(s, own, rc, error_r)) != STORE_OK) {
+		o->release(rows, k);
+		return rc;
+	}
+	if (k == 0) {
+		o->release(rows, 0);
+		rows = NULL;
+	}
+	*out = rows;
+	*n = k;
+	return STORE_OK;
+}
+
+/* Check an outcome: sent, queued (a retry at next_attempt) or failed. */
+static int
+store_outbox_check(const struct store_outbox *o, const char *state,
+    int64_t next_attempt, const char **error_r)
+{
+	if (state == NULL || (strcmp(state, "sent") != 0 &&
+	    strcmp(state, "queued") != 0 && strcmp(state, "failed") != 0)) {
+		*error_r = o->badstate;
+		return STORE_ERROR;
+	}
+	if (strcmp(state, "queued") == 0 && next_attempt <= 0) {
+		*error_r = o->noretry;
+		return STORE_ERROR;
+	}
+	return STORE_OK;
+}
+
+/* Run a bound outcome statement; STORE_NOTFOUND unless the row was being
+ * sent. */
+static int
+store_outbox_close(struct store *s, const struct store_outbox *o,
+    sqlite3_stmt *st, const char **error_r)
+{
+	int	 rc;
+
+	if ((rc = store_run(s, st, o->done, error_r)) != STORE_OK)
+		return rc;
+	if (sqlite3_changes(s->db) == 0) {
+		*error_r = o->notfound;
+		return STORE_NOTFOUND;
+	}
+	return STORE_OK;
+}
+
 /* --- alerts ----------------------------------------------------------- */
 
 /*
@@ -3554,12 +3702,13 @@ store_queue_list(struct store *s, const char *states, size_t max,
  * failsafe address since: the row becomes "none" and is not returned.
  */
 static int
-store_alert_one(struct store *s, int64_t id, struct store_alert *a,
-    int *skip, const char **error_r)
+store_alert_one(struct store *s, int64_t id, void *row, int *skip,
+    const char **error_r)
 {
-	sqlite3_stmt	*st;
-	const char	*to;
-	int		 rc;
+	struct store_alert	*a = row;
+	sqlite3_stmt		*st;
+	const char		*to;
+	int			 rc;
 
 	*skip = 0;
 	if ((rc = store_stmt(s, ST_ALERT_READ, &st, error_r)) != STORE_OK)
@@ -3610,40 +3759,22 @@ int
 store_alerts_claim(struct store *s, int64_t now, size_t max,
     struct store_alert **out, size_t *n, const char **error_r)
 {
-	struct store_alert	*a = NULL;
-	int64_t			*ids = NULL;
-	size_t			 nids = 0, i, k = 0;
-	int			 own, rc, skip;
+	void	*rows;
+	int	 rc;
 
-	*out = NULL;
-	*n = 0;
-	if (max > STORE_CLAIM_MAX) {
-		*error_r = "alerts: too many rows asked for";
-		return STORE_ERROR;
-	}
-	if (max == 0)
-		return STORE_OK;
-	if ((rc = store_tx_begin(s, &own, error_r)) != STORE_OK)
-		return rc;
-	rc = store_ids(s, ST_ALERTS_DUE, now, (int64_t)max, &ids, &nids,
+	rc = store_outbox_claim(s, &store_alerts, now, max, &rows, n,
 	    error_r);
-	if (rc == STORE_OK && nids > 0)
-		a = xcalloc(nids, sizeof(*a));
-	for (i = 0; i < nids && rc == STORE_OK; i++) {
-		rc = store_alert_one(s, ids[i], &a[k], &skip, error_r);
-		if (rc != STORE_OK || !skip)
-			k++;	/* on failure too: free what it holds */
-	}
-	free(ids);
-	if ((rc = store_tx_end(s, own, rc, error_r)) != STORE_OK) {
-		store_alerts_free(&a, k);
-		return rc;
-	}
-	if (k == 0)
-		store_alerts_free(&a, 0);
-	*out = a;
-	*n = k;
-	return STORE_OK;
+	*out = rows;
+	return rc;
+}
+
+/* store_alerts_free for the outbox. */
+static void
+store_alerts_release(void *rows, size_t n)
+{
+	struct store_alert	*a = rows;
+
+	store_alerts_free(&a, n);
 }
 
 /* Free an array of alerts; accepts NULL. */
@@ -3671,15 +3802,9 @@ store_alert_done(struct store *s, int64_t id, const char *state,
 	sqlite3_stmt	*st;
 	int		 rc;
 
-	if (state == NULL || (strcmp(state, "sent") != 0 &&
-	    strcmp(state, "queued") != 0 && strcmp(state, "failed") != 0)) {
-		*error_r = "alert: state must be sent, queued or failed";
-		return STORE_ERROR;
-	}
-	if (strcmp(state, "queued") == 0 && next_attempt <= 0) {
-		*error_r = "alert: a retry without a next attempt";
-		return STORE_ERROR;
-	}
+	if ((rc = store_outbox_check(&store_alerts, state, next_attempt,
+	    error_r)) != STORE_OK)
+		return rc;
 	if (!store_text_ok(error, 1)) {
 		*error_r = "alert: reason too long";
 		return STORE_ERROR;
@@ -3690,13 +3815,7 @@ store_alert_done(struct store *s, int64_t id, const char *state,
 	store_bind_text(st, 2, state);
 	sqlite3_bind_int64(st, 3, next_attempt);
 	store_bind_text(st, 4, error);
-	if ((rc = store_run(s, st, "alert done", error_r)) != STORE_OK)
-		return rc;
-	if (sqlite3_changes(s->db) == 0) {
-		*error_r = "no such alert being sent";
-		return STORE_NOTFOUND;
-	}
-	return STORE_OK;
+	return store_outbox_close(s, &store_alerts, st, error_r);
 }
 
 /* --- callbacks -------------------------------------------------------- */
@@ -3704,13 +3823,14 @@ store_alert_done(struct store *s, int64_t id, const char *state,
 /* Read and mark one due callback; *skip when its client has no URL any
  * more or was revoked (the row becomes "failed"). */
 static int
-store_callback_one(struct store *s, int64_t id, struct store_callback *c,
-    int *skip, const char **error_r)
+store_callback_one(struct store *s, int64_t id, void *row, int *skip,
+    const char **error_r)
 {
-	sqlite3_stmt	*st;
-	const char	*url;
-	const void	*p;
-	int		 rc, n;
+	struct store_callback	*c = row;
+	sqlite3_stmt		*st;
+	const char		*url;
+	const void		*p;
+	int			 rc, n;
 
 	*skip = 0;
 	if ((rc = store_stmt(s, ST_CALLBACK_READ, &st, error_r)) != 0)
@@ -3755,40 +3875,22 @@ int
 store_callbacks_claim(struct store *s, int64_t now, size_t max,
     struct store_callback **out, size_t *n, const char **error_r)
 {
-	struct store_callback	*c = NULL;
-	int64_t			*ids = NULL;
-	size_t			 nids = 0, i, k = 0;
-	int			 own, rc, skip;
+	void	*rows;
+	int	 rc;
 
-	*out = NULL;
-	*n = 0;
-	if (max > STORE_CLAIM_MAX) {
-		*error_r = "callbacks: too many rows asked for";
-		return STORE_ERROR;
-	}
-	if (max == 0)
-		return STORE_OK;
-	if ((rc = store_tx_begin(s, &own, error_r)) != STORE_OK)
-		return rc;
-	rc = store_ids(s, ST_CALLBACKS_DUE, now, (int64_t)max, &ids, &nids,
+	rc = store_outbox_claim(s, &store_callbacks, now, max, &rows, n,
 	    error_r);
-	if (rc == STORE_OK && nids > 0)
-		c = xcalloc(nids, sizeof(*c));
-	for (i = 0; i < nids && rc == STORE_OK; i++) {
-		rc = store_callback_one(s, ids[i], &c[k], &skip, error_r);
-		if (rc != STORE_OK || !skip)
-			k++;
-	}
-	free(ids);
-	if ((rc = store_tx_end(s, own, rc, error_r)) != STORE_OK) {
-		store_callbacks_free(&c, k);
-		return rc;
-	}
-	if (k == 0)
-		store_callbacks_free(&c, 0);
-	*out = c;
-	*n = k;
-	return STORE_OK;
+	*out = rows;
+	return rc;
+}
+
+/* store_callbacks_free for the outbox. */
+static void
+store_callbacks_release(void *rows, size_t n)
+{
+	struct store_callback	*c = rows;
+
+	store_callbacks_free(&c, n);
 }
 
 /* Free an array of callbacks; accepts NULL. */
@@ -3820,28 +3922,16 @@ store_callback_done(struct store *s, int64_t id, const char *state,
 	sqlite3_stmt	*st;
 	int		 rc;
 
-	if (state == NULL || (strcmp(state, "sent") != 0 &&
-	    strcmp(state, "queued") != 0 && strcmp(state, "failed") != 0)) {
-		*error_r = "callback: state must be sent, queued or failed";
-		return STORE_ERROR;
-	}
-	if (strcmp(state, "queued") == 0 && next_attempt <= 0) {
-		*error_r = "callback: a retry without a next attempt";
-		return STORE_ERROR;
-	}
+	if ((rc = store_outbox_check(&store_callbacks, state, next_attempt,
+	    error_r)) != STORE_OK)
+		return rc;
 	if ((rc = store_stmt(s, ST_CALLBACK_DONE, &st, error_r)) != 0)
 		return rc;
 	sqlite3_bind_int64(st, 1, id);
 	store_bind_text(st, 2, state);
 	sqlite3_bind_int64(st, 3, next_attempt);
 	sqlite3_bind_int(st, 4, http_status);
-	if ((rc = store_run(s, st, "callback done", error_r)) != STORE_OK)
-		return rc;
-	if (sqlite3_changes(s->db) == 0) {
-		*error_r = "no such callback being sent";
-		return STORE_NOTFOUND;
-	}
-	return STORE_OK;
+	return store_outbox_close(s, &store_callbacks, st, error_r);
 }
 
 /* --- the paper queue -------------------------------------------------- */
@@ -3924,13 +4014,8 @@ store_paper_mark(struct store *s, int64_t letter_id, const char *actor,
 	int64_t			 now;
 	int			 own, rc;
 
-	if (!store_text_ok(actor, 0)) {
-		*error_r = "actor missing or too long";
-		return STORE_ERROR;
-	}
-	if ((rc = store_tx_begin(s, &own, error_r)) != STORE_OK)
+	if ((rc = store_admin_begin(s, actor, &own, &now, error_r)) != 0)
 		return rc;
-	now = util_time();
 	if ((rc = store_paper_get(s, letter_id, &p, error_r)) != STORE_OK)
 		return store_tx_end(s, own, rc, error_r);
 	if (done && p.done != 0)	/* already closed: nothing to do */

@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <malloc.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,15 +38,24 @@ tpath(const char *name)
 	return p;
 }
 
-/* Everything a shell command prints on stdout; NULL if it fails. */
+static char	*run(const char *, ...)
+		    __attribute__((format(printf, 1, 2)));
+
+/* Everything a shell command (printf-style) prints on stdout; NULL if it
+ * fails. */
 static char *
-run(const char *cmd)
+run(const char *fmt, ...)
 {
 	FILE	*fp;
-	char	*buf = NULL;
+	va_list	 ap;
+	char	*cmd, *buf = NULL;
 	size_t	 len = 0, cap = 0, n;
 
+	va_start(ap, fmt);
+	xvasprintf(&cmd, fmt, ap);
+	va_end(ap);
 	fp = popen(cmd, "r");
+	free(cmd);
 	if (fp == NULL)
 		return NULL;
 	for (;;) {
@@ -69,36 +79,21 @@ run(const char *cmd)
 static char *
 pdftext(const char *path)
 {
-	char	*cmd, *out;
-
-	xasprintf(&cmd, "pdftotext -enc UTF-8 '%s' - 2>/dev/null", path);
-	out = run(cmd);
-	free(cmd);
-	return out;
+	return run("pdftotext -enc UTF-8 '%s' - 2>/dev/null", path);
 }
 
 /* pdfinfo's report with ISO 8601 dates as stored. */
 static char *
 run_pdfinfo_iso(const char *path)
 {
-	char	*cmd, *out;
-
-	xasprintf(&cmd, "pdfinfo -isodates '%s' 2>/dev/null", path);
-	out = run(cmd);
-	free(cmd);
-	return out;
+	return run("pdfinfo -isodates '%s' 2>/dev/null", path);
 }
 
 /* pdfinfo's report on a PDF. */
 static char *
 pdfinfo(const char *path)
 {
-	char	*cmd, *out;
-
-	xasprintf(&cmd, "pdfinfo '%s' 2>/dev/null", path);
-	out = run(cmd);
-	free(cmd);
-	return out;
+	return run("pdfinfo '%s' 2>/dev/null", path);
 }
 
 /* Collapse every run of white space to one space (line wraps differ). */
@@ -194,6 +189,23 @@ count(const char *hay, const char *needle)
 }
 
 /*
+ * The next word box of `pdftotext -bbox` output at or after *pp, in
+ * points: 1 (*pp moves past the word's tag name), 0 at the end (or no
+ * output), -1 if the box cannot be read.
+ */
+static int
+bbox_next(const char **pp, double *x0, double *y0, double *x1, double *y1)
+{
+	const char	*p;
+
+	if (*pp == NULL || (p = strstr(*pp, "<word ")) == NULL)
+		return 0;
+	*pp = p + 6;
+	return sscanf(p, "<word xMin=\"%lf\" yMin=\"%lf\" xMax=\"%lf\" "
+	    "yMax=\"%lf\"", x0, y0, x1, y1) == 4 ? 1 : -1;
+}
+
+/*
  * Is every word of the PDF inside the 20 mm margins (1 pt of slack)?
  * Text that ran off the column would be cut by the printer.  The number
  * of words seen goes to *nwords.
@@ -201,21 +213,18 @@ count(const char *hay, const char *needle)
 static int
 inside_margins(const char *path, int *nwords)
 {
-	char	*cmd, *out, *p;
-	double	 x0, y0, x1, y1, lo = 20 * 72 / 25.4 - 1;
-	double	 right = (210 - 20) * 72 / 25.4 + 1;
-	double	 bottom = (297 - 20) * 72 / 25.4 + 1;
-	int	 inside = 1;
+	const char	*p;
+	char		*out;
+	double		 x0, y0, x1, y1, lo = 20 * 72 / 25.4 - 1;
+	double		 right = (210 - 20) * 72 / 25.4 + 1;
+	double		 bottom = (297 - 20) * 72 / 25.4 + 1;
+	int		 inside = 1, r;
 
 	*nwords = 0;
-	xasprintf(&cmd, "pdftotext -bbox '%s' - 2>/dev/null", path);
-	out = run(cmd);
-	free(cmd);
-	if (out == NULL)
+	if ((out = run("pdftotext -bbox '%s' - 2>/dev/null", path)) == NULL)
 		return 0;
-	for (p = out; (p = strstr(p, "<word ")) != NULL; p += 6) {
-		if (sscanf(p, "<word xMin=\"%lf\" yMin=\"%lf\" xMax=\"%lf\" "
-		    "yMax=\"%lf\"", &x0, &y0, &x1, &y1) != 4) {
+	for (p = out; (r = bbox_next(&p, &x0, &y0, &x1, &y1)) != 0;) {
+		if (r == -1) {
 			inside = 0;
 			break;
 		}
@@ -239,20 +248,16 @@ inside_margins(const char *path, int *nwords)
 static int
 inside_window(const char *path, int *nwords)
 {
-	char	*cmd, *out, *p;
-	double	 x0, y0, x1, y1, k = 72 / 25.4;
-	int	 inside = 1;
+	const char	*p;
+	char		*out;
+	double		 x0, y0, x1, y1, k = 72 / 25.4;
+	int		 inside = 1;
 
 	*nwords = 0;
-	xasprintf(&cmd, "pdftotext -bbox -f 1 -l 1 '%s' - 2>/dev/null", path);
-	out = run(cmd);
-	free(cmd);
-	if (out == NULL)
+	if ((out = run("pdftotext -bbox -f 1 -l 1 '%s' - 2>/dev/null",
+	    path)) == NULL)
 		return 0;
-	for (p = out; (p = strstr(p, "<word ")) != NULL; p += 6) {
-		if (sscanf(p, "<word xMin=\"%lf\" yMin=\"%lf\" xMax=\"%lf\" "
-		    "yMax=\"%lf\"", &x0, &y0, &x1, &y1) != 4)
-			break;
+	for (p = out; bbox_next(&p, &x0, &y0, &x1, &y1) == 1;) {
 		if (x0 > 110 * k || y1 < 40 * k || y0 > 90 * k)
 			continue;
 		(*nwords)++;
@@ -715,8 +720,8 @@ test_long_rtl(void)
 {
 	struct paper_doc	 d;
 	const char		*err = NULL;
-	char			*path = tpath("rtl.pdf"), *text, *cmd, *out, *p,
-				*w;
+	const char		*p;
+	char			*path = tpath("rtl.pdf"), *text, *out, *w;
 	size_t			 off = 0, i;
 	double			 x0, y0, x1, y1, liney = -1, linemax = 0;
 	double			 right = (210 - 20) * 72 / 25.4;
@@ -737,14 +742,9 @@ test_long_rtl(void)
 		free(path);
 		return;
 	}
-	xasprintf(&cmd, "pdftotext -bbox '%s' - 2>/dev/null", path);
-	out = run(cmd);
-	free(cmd);
+	out = run("pdftotext -bbox '%s' - 2>/dev/null", path);
 	/* Lines with an Arabic word: the rightmost word ends at the margin. */
-	for (p = out; p != NULL && (p = strstr(p, "<word ")) != NULL; p++) {
-		if (sscanf(p, "<word xMin=\"%lf\" yMin=\"%lf\" xMax=\"%lf\" "
-		    "yMax=\"%lf\"", &x0, &y0, &x1, &y1) != 4)
-			break;
+	for (p = out; bbox_next(&p, &x0, &y0, &x1, &y1) == 1;) {
 		if (y0 != liney) {
 			if (arabic) {
 				lines++;

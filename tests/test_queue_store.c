@@ -14,8 +14,6 @@
 #include "build.h"
 
 #include <sys/stat.h>
-#include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,32 +30,18 @@
 #include "util.h"
 
 #include "tap.h"
+#include "store_fixture.h"
 
 #define BLOB_LEN	512
 #define NSCALE		100000
 
-struct fx {
-	int64_t		 p1, p2;	/* p1 has a failsafe address */
-	int64_t		 c1, c2;	/* clinicians */
-	int64_t		 pat1, pat2;	/* patients of p1, p2 */
-	int64_t		 cl1;		/* of p1, with a callback URL */
-	int64_t		 cl2;		/* of p2, without */
-	unsigned char	 blob[BLOB_LEN];
-};
+/* The sealed letter every submit() commits; new bytes at each fresh(). */
+static unsigned char	 blob[BLOB_LEN];
 
-static char	*tmpdir;
-
-static char	*tpath(const char *);
-static void	 rmdb(const char *);
-static sqlite3	*raw_open(const char *);
 static int	 raw_exec(sqlite3 *, const char *);
-static int64_t	 raw_int(sqlite3 *, const char *, ...)
-		    __attribute__((format(printf, 2, 3)));
-static char	*raw_text(sqlite3 *, const char *, ...)
-		    __attribute__((format(printf, 2, 3)));
-static struct store *fresh(const char *, char **, struct fx *);
-static int64_t	 submit(struct store *, struct fx *, int64_t, int64_t,
-		    int64_t, int, int64_t, int64_t);
+static struct store *fresh(const char *, char **, struct fixture *);
+static int64_t	 submit(struct store *, struct fixture *, int64_t,
+		    int64_t, int64_t, int, int64_t, int64_t);
 static int64_t	 delivery_of(struct store *, int64_t);
 static const char *dstate(struct store *, int64_t);
 static const char *lstate(struct store *, int64_t);
@@ -76,47 +60,6 @@ static void	 flatten(char *);
 static void	 plan_check(struct store *, const char *);
 static void	 test_scale(void);
 
-/* A file name in the private directory; caller frees. */
-static char *
-tpath(const char *name)
-{
-	char	*p;
-
-	xasprintf(&p, "%s/%s", tmpdir, name);
-	return p;
-}
-
-/* Remove a database and its -wal and -shm files. */
-static void
-rmdb(const char *name)
-{
-	const char	*sfx[] = { "", "-wal", "-shm", "-journal" };
-	char		*p;
-	size_t		 i;
-
-	for (i = 0; i < nitems(sfx); i++) {
-		xasprintf(&p, "%s/%s%s", tmpdir, name, sfx[i]);
-		unlink(p);
-		free(p);
-	}
-}
-
-/* A raw connection, as another tool would open. */
-static sqlite3 *
-raw_open(const char *path)
-{
-	sqlite3	*db;
-
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) !=
-	    SQLITE_OK) {
-		diag("raw open: %s", sqlite3_errmsg(db));
-		sqlite3_close(db);
-		return NULL;
-	}
-	sqlite3_busy_timeout(db, 5000);
-	return db;
-}
-
 /* Execute SQL; SQLITE_OK or the code (the message goes to diag). */
 static int
 raw_exec(sqlite3 *db, const char *sql)
@@ -131,92 +74,26 @@ raw_exec(sqlite3 *db, const char *sql)
 	return rc;
 }
 
-/* The first column of the first row as an integer, or -1. */
-static int64_t
-raw_int(sqlite3 *db, const char *fmt, ...)
-{
-	sqlite3_stmt	*st;
-	va_list		 ap;
-	char		*sql;
-	int64_t		 v = -1;
-
-	va_start(ap, fmt);
-	xvasprintf(&sql, fmt, ap);
-	va_end(ap);
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-		diag("raw prepare: %s", sqlite3_errmsg(db));
-		free(sql);
-		return -1;
-	}
-	if (sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	free(sql);
-	return v;
-}
-
-/* The first column of the first row as a string (malloc'd), or NULL. */
-static char *
-raw_text(sqlite3 *db, const char *fmt, ...)
-{
-	sqlite3_stmt	*st;
-	va_list		 ap;
-	char		*sql, *v = NULL;
-
-	va_start(ap, fmt);
-	xvasprintf(&sql, fmt, ap);
-	va_end(ap);
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-		diag("raw prepare: %s", sqlite3_errmsg(db));
-		free(sql);
-		return NULL;
-	}
-	if (sqlite3_step(st) == SQLITE_ROW &&
-	    sqlite3_column_text(st, 0) != NULL)
-		v = xstrdup((const char *)sqlite3_column_text(st, 0));
-	sqlite3_finalize(st);
-	free(sql);
-	return v;
-}
-
 /*
- * A new database with two practices (p1 with a failsafe address), a
- * clinician and a patient each, a client of p1 with a callback URL and
- * token, a client of p2 without.  *pathp gets the file name.
+ * A new database with the parties of store_fixture.h, p1 with a failsafe
+ * address, the client of p1 with a callback URL and token, that of p2
+ * without.  *pathp gets the file name.
  */
 static struct store *
-fresh(const char *name, char **pathp, struct fx *fx)
+fresh(const char *name, char **pathp, struct fixture *fx)
 {
 	struct store	*s = NULL;
-	unsigned char	 tok1[32], tok2[32], wrapped[48];
+	unsigned char	 wrapped[48];
 	const char	*e = NULL;
 
-	memset(fx, 0, sizeof(*fx));
-	memset(tok1, 0x11, sizeof(tok1));
-	memset(tok2, 0x22, sizeof(tok2));
 	memset(wrapped, 0xab, sizeof(wrapped));
-	hash_random(fx->blob, sizeof(fx->blob));
+	hash_random(blob, sizeof(blob));
 	rmdb(name);
 	*pathp = tpath(name);
 	if (store_open(*pathp, STORE_CREATE, &s, &e) != STORE_OK ||
-	    store_practice_add(s, "Riverside", "riverside.example", &fx->p1,
-	    &e) != STORE_OK ||
-	    store_practice_add(s, "Hillside", "hillside.example", &fx->p2,
-	    &e) != STORE_OK ||
+	    make_fixture(s, fx, &e) == -1 ||
 	    store_practice_set(s, fx->p1, "failsafe_email",
 	    "failsafe@riverside.example", &e) != STORE_OK ||
-	    store_clinician_add(s, fx->p1, "Dr A", "a@nhs.example", "gp",
-	    &fx->c1, &e) != STORE_OK ||
-	    store_clinician_add(s, fx->p2, "Dr B", "b@nhs.example", "gp",
-	    &fx->c2, &e) != STORE_OK ||
-	    store_patient_add(s, fx->p1, "Jo", "jo@mail.example", 1, 1, NULL,
-	    &fx->pat1, &e) != STORE_OK ||
-	    store_patient_add(s, fx->p2, "Sam", "sam@mail.example", 1, 1,
-	    NULL, &fx->pat2, &e) != STORE_OK ||
-	    store_client_add(s, fx->p1, "emis", tok1, fx->c1, &fx->cl1,
-	    &e) != STORE_OK ||
-	    store_client_add(s, fx->p2, "tpp", tok2, fx->c2, &fx->cl2,
-	    &e) != STORE_OK ||
 	    store_client_set(s, fx->cl1, "callback_url",
 	    "https://emis.example/hook", &e) != STORE_OK ||
 	    store_client_set_callback_token(s, fx->cl1, wrapped,
@@ -230,7 +107,7 @@ fresh(const char *name, char **pathp, struct fx *fx)
 
 /* Commit one letter; its id, or 0. */
 static int64_t
-submit(struct store *s, struct fx *fx, int64_t practice, int64_t patient,
+submit(struct store *s, struct fixture *fx, int64_t practice, int64_t patient,
     int64_t client, int priority, int64_t expires, int64_t warn_at)
 {
 	struct store_letter_new	 l;
@@ -242,8 +119,8 @@ submit(struct store *s, struct fx *fx, int64_t practice, int64_t patient,
 	l.patient_id = patient;
 	l.priority = priority;
 	l.channel = "http";
-	l.sealed = fx->blob;
-	l.sealed_len = sizeof(fx->blob);
+	l.sealed = blob;
+	l.sealed_len = sizeof(blob);
 	l.address = practice == fx->p1 ? "jo@mail.example" :
 	    "sam@mail.example";
 	l.expires = expires;
@@ -466,7 +343,7 @@ test_settings(void)
 	struct store_practice	*p = NULL;
 	struct store_patient	*pt = NULL;
 	struct store_client	*c = NULL;
-	struct fx		 fx;
+	struct fixture		 fx;
 	unsigned char		 big[257];
 	const char		*e = NULL;
 	char			*path;
@@ -635,7 +512,7 @@ test_claim(void)
 	struct store		*s;
 	struct store_claim	*c = NULL;
 	struct store_delivery	*d = NULL;
-	struct fx		 fx;
+	struct fixture		 fx;
 	const char		*e = NULL;
 	char			*path, *mid = NULL;
 	int64_t			 l1, l2, l3, l4, d1, d2, d3, now;
@@ -691,7 +568,7 @@ test_claim(void)
 		    "Message-ID in the practice domain (%s)",
 		    c[0].message_id != NULL ? c[0].message_id : "NULL");
 		ok(c[0].sealed_len == BLOB_LEN &&
-		    memcmp(c[0].sealed, fx.blob, BLOB_LEN) == 0,
+		    memcmp(c[0].sealed, blob, BLOB_LEN) == 0,
 		    "the sealed blob comes with the claim");
 		ok(strcmp(c[0].message_id, c[1].message_id) != 0,
 		    "distinct Message-IDs");
@@ -764,7 +641,7 @@ test_transitions(void)
 	struct store_letter	*l = NULL;
 	struct store_paper	 pp;
 	struct store_transition	 t[2];
-	struct fx		 fx;
+	struct fixture		 fx;
 	json_t			*js;
 	json_error_t		 jerr;
 	struct tm		 tm;
@@ -1004,7 +881,7 @@ test_admin(void)
 	struct store		*s;
 	struct store_claim	*c = NULL;
 	struct store_delivery	*d = NULL;
-	struct fx		 fx;
+	struct fixture		 fx;
 	const char		*e = NULL;
 	char			*path;
 	sqlite3			*db;
@@ -1132,7 +1009,7 @@ test_warn_recover(void)
 	struct store		*s;
 	struct store_claim	*c = NULL;
 	struct store_delivery	*d = NULL;
-	struct fx		 fx;
+	struct fixture		 fx;
 	const char		*e = NULL;
 	char			*path, *mid = NULL;
 	sqlite3			*db;
@@ -1213,7 +1090,7 @@ test_alerts_callbacks(void)
 	struct store_alert	*a = NULL;
 	struct store_callback	*cb = NULL;
 	struct store_claim	*c = NULL;
-	struct fx		 fx;
+	struct fixture		 fx;
 	const char		*e = NULL;
 	char			*path, *mid = NULL;
 	sqlite3			*db;
@@ -1348,7 +1225,7 @@ test_paper_stats(void)
 	struct store_queue_stats q;
 	struct store_queue_row	*r = NULL;
 	struct store_claim	*c = NULL;
-	struct fx		 fx;
+	struct fixture		 fx;
 	const char		*e = NULL;
 	char			*path;
 	sqlite3			*db;
@@ -1507,7 +1384,7 @@ test_scale(void)
 	struct store		*s;
 	struct store_claim	*c = NULL;
 	struct store_queue_stats q;
-	struct fx		 fx;
+	struct fixture		 fx;
 	const char		*e = NULL;
 	char			*path, *sql, *plan = NULL, *p;
 	sqlite3			*db;
@@ -1650,22 +1527,16 @@ test_scale(void)
 int
 main(void)
 {
-	const char	*base = getenv("TMPDIR");
-	const char	*dbs[] = { "upgrade.db", "upgrade2.db", "settings.db",
-	    "claim.db", "tx.db", "admin.db", "warn.db", "alerts.db",
-	    "paper.db", "scale.db" };
-	size_t		 i;
+	const char *const dbs[] = { "upgrade.db", "upgrade2.db",
+	    "settings.db", "claim.db", "tx.db", "admin.db", "warn.db",
+	    "alerts.db", "paper.db", "scale.db" };
 
 	if (hash_init() == -1) {
 		ok(0, "hash_init");
 		return tap_done();
 	}
-	xasprintf(&tmpdir, "%s/sealpost-qstore-XXXXXX",
-	    base != NULL && *base != '\0' ? base : "/tmp");
-	if (mkdtemp(tmpdir) == NULL) {
-		ok(0, "mkdtemp: %s", strerror(errno));
+	if (tmpdir_make("sealpost-qstore") == -1)
 		return tap_done();
-	}
 	test_upgrade();
 	test_settings();
 	test_claim();
@@ -1676,10 +1547,6 @@ main(void)
 	test_paper_stats();
 	test_scale();
 
-	for (i = 0; i < nitems(dbs); i++)
-		rmdb(dbs[i]);
-	if (rmdir(tmpdir) == -1)
-		diag("rmdir %s: %s", tmpdir, strerror(errno));
-	free(tmpdir);
+	tmpdir_remove(dbs, nitems(dbs));
 	return tap_done();
 }

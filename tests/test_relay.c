@@ -357,6 +357,25 @@ params_init(struct relay_params *p, uint16_t port)
 	p->idle_timeout = 60;
 }
 
+/* msg_text from `from' to the n recipients rc, each ok@test.invalid
+ * until the test says otherwise. */
+static void
+msg_init(struct relay_msg *m, struct relay_rcpt *rc, size_t n,
+    const char *from)
+{
+	size_t	 i;
+
+	memset(rc, 0, n * sizeof(*rc));
+	for (i = 0; i < n; i++)
+		rc[i].addr = "ok@test.invalid";
+	memset(m, 0, sizeof(*m));
+	m->from = from;
+	m->rcpts = rc;
+	m->nrcpts = n;
+	m->data = msg_text;
+	m->len = sizeof(msg_text) - 1;
+}
+
 /* ---- tests -------------------------------------------------------------- */
 
 static void
@@ -399,7 +418,7 @@ static void
 test_refusals(struct srv *s)
 {
 	struct relay_params	 p;
-	struct relay_rcpt	 rc[2];
+	struct relay_rcpt	 rc[1];
 	struct relay_msg	 m;
 	struct relay_conn	*conn = NULL;
 	char			 err[256], longaddr[300];
@@ -437,13 +456,7 @@ test_refusals(struct srv *s)
 	char	 *longline;
 
 	params_init(&p, s->port);
-	memset(rc, 0, sizeof(rc));
-	memset(&m, 0, sizeof(m));
-	m.from = "sender@test.invalid";
-	m.rcpts = rc;
-	m.nrcpts = 1;
-	m.data = msg_text;
-	m.len = sizeof(msg_text) - 1;
+	msg_init(&m, rc, nitems(rc), "sender@test.invalid");
 
 	for (i = 0; i < nitems(bad); i++) {
 		rc[0].addr = bad[i].addr;
@@ -537,16 +550,9 @@ test_transaction(struct srv *s)
 	int			 before = srv_conns(s), i;
 
 	params_init(&p, s->port);
-	memset(rc, 0, sizeof(rc));
-	rc[0].addr = "ok@test.invalid";
+	msg_init(&m, rc, nitems(rc), "");
 	rc[1].addr = "rej@test.invalid";
 	rc[2].addr = "tmp@test.invalid";
-	memset(&m, 0, sizeof(m));
-	m.from = "";
-	m.rcpts = rc;
-	m.nrcpts = 3;
-	m.data = msg_text;
-	m.len = sizeof(msg_text) - 1;
 
 	r = relay_send(&conn, &p, &m, err, sizeof(err));
 	is_int(r, RELAY_OK, "send: ok (%s)", err);
@@ -604,14 +610,7 @@ test_reuse(struct srv *s)
 	int			 before = srv_conns(s);
 
 	params_init(&p, s->port);
-	memset(rc, 0, sizeof(rc));
-	rc[0].addr = "ok@test.invalid";
-	memset(&m, 0, sizeof(m));
-	m.from = "s@test.invalid";
-	m.rcpts = rc;
-	m.nrcpts = 1;
-	m.data = msg_text;
-	m.len = sizeof(msg_text) - 1;
+	msg_init(&m, rc, nitems(rc), "s@test.invalid");
 
 	is_int(relay_send(&conn, &p, &m, err, sizeof(err)), RELAY_OK,
 	    "reuse: first send");
@@ -655,14 +654,7 @@ test_timeout(struct srv *s)
 
 	params_init(&p, s->port);
 	p.command_timeout = 1;
-	memset(rc, 0, sizeof(rc));
-	rc[0].addr = "ok@test.invalid";
-	memset(&m, 0, sizeof(m));
-	m.from = "s@test.invalid";
-	m.rcpts = rc;
-	m.nrcpts = 1;
-	m.data = msg_text;
-	m.len = sizeof(msg_text) - 1;
+	msg_init(&m, rc, nitems(rc), "s@test.invalid");
 
 	srv_script(s, "RCPT", 1, 0);
 	t0 = util_now_ms();
@@ -709,14 +701,7 @@ test_cancel(struct srv *s)
 	params_init(&p, s->port);
 	p.command_timeout = 20;
 	p.data_timeout = 20;
-	memset(rc, 0, sizeof(rc));
-	rc[0].addr = "ok@test.invalid";
-	memset(&m, 0, sizeof(m));
-	m.from = "s@test.invalid";
-	m.rcpts = rc;
-	m.nrcpts = 1;
-	m.data = msg_text;
-	m.len = sizeof(msg_text) - 1;
+	msg_init(&m, rc, nitems(rc), "s@test.invalid");
 
 	is_int(relay_send(&conn, &p, &m, err, sizeof(err)), RELAY_OK,
 	    "cancel: first send");
@@ -770,14 +755,7 @@ test_fd_limit(struct srv *s)
 		return;
 	}
 	params_init(&p, s->port);
-	memset(rc, 0, sizeof(rc));
-	rc[0].addr = "ok@test.invalid";
-	memset(&m, 0, sizeof(m));
-	m.from = "s@test.invalid";
-	m.rcpts = rc;
-	m.nrcpts = 1;
-	m.data = msg_text;
-	m.len = sizeof(msg_text) - 1;
+	msg_init(&m, rc, nitems(rc), "s@test.invalid");
 	fds = xcalloc(FD_SETSIZE, sizeof(*fds));
 	devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
 

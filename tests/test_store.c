@@ -12,7 +12,6 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <ctype.h>
-#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,15 +26,9 @@
 #include "util.h"
 
 #include "tap.h"
+#include "store_fixture.h"
 
 #define BLOB_LEN	4096
-
-struct fixture {
-	int64_t		 p1, p2;		/* practices */
-	int64_t		 c1, c2;		/* clinicians of p1, p2 */
-	int64_t		 pat1, pat2;		/* patients of p1, p2 */
-	int64_t		 cl1;			/* client of p1 */
-};
 
 struct worker {
 	char		*path;
@@ -47,17 +40,10 @@ struct worker {
 	int64_t		 audits;
 };
 
-static char	*tmpdir;
-
-static char	*tpath(const char *);
-static void	 rmdb(const char *);
-static sqlite3	*raw_open(const char *);
 static int	 raw_exec(sqlite3 *, const char *, char *, size_t);
-static int64_t	 raw_int(sqlite3 *, const char *);
 static int	 file_mode(const char *);
 static void	 fill_letter(struct store_letter_new *, struct fixture *,
 		    const unsigned char *, const char *, unsigned char);
-static int	 make_fixture(struct store *, struct fixture *);
 static void	 test_open(void);
 static void	 test_parties(void);
 static void	 test_letters(void);
@@ -71,47 +57,6 @@ static void	*worker_run(void *);
 static void	 test_concurrent(void);
 static void	 bench(void);
 
-/* A file name in the private directory; caller frees. */
-static char *
-tpath(const char *name)
-{
-	char	*p;
-
-	xasprintf(&p, "%s/%s", tmpdir, name);
-	return p;
-}
-
-/* Remove a database and its -wal and -shm files. */
-static void
-rmdb(const char *name)
-{
-	const char	*sfx[] = { "", "-wal", "-shm", "-journal" };
-	char		*p;
-	size_t		 i;
-
-	for (i = 0; i < nitems(sfx); i++) {
-		xasprintf(&p, "%s/%s%s", tmpdir, name, sfx[i]);
-		unlink(p);
-		free(p);
-	}
-}
-
-/* A raw connection, as another tool or an attacker would open. */
-static sqlite3 *
-raw_open(const char *path)
-{
-	sqlite3	*db;
-
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) !=
-	    SQLITE_OK) {
-		diag("raw open: %s", sqlite3_errmsg(db));
-		sqlite3_close(db);
-		return NULL;
-	}
-	sqlite3_busy_timeout(db, 5000);
-	return db;
-}
-
 /* Execute SQL; the message (if any) goes to msg. */
 static int
 raw_exec(sqlite3 *db, const char *sql, char *msg, size_t msglen)
@@ -124,21 +69,6 @@ raw_exec(sqlite3 *db, const char *sql, char *msg, size_t msglen)
 		snprintf(msg, msglen, "%s", e != NULL ? e : "");
 	sqlite3_free(e);
 	return rc;
-}
-
-/* The first column of the first row as an integer, or -1. */
-static int64_t
-raw_int(sqlite3 *db, const char *sql)
-{
-	sqlite3_stmt	*st;
-	int64_t		 v = -1;
-
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-		return -1;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return v;
 }
 
 static int
@@ -168,34 +98,6 @@ fill_letter(struct store_letter_new *l, struct fixture *fx,
 	l->sealed = blob;
 	l->sealed_len = BLOB_LEN;
 	l->address = "jo@mail.example";
-}
-
-/* Two practices with one clinician, one patient each; a client of p1. */
-static int
-make_fixture(struct store *s, struct fixture *fx)
-{
-	unsigned char	 tok[32];
-	const char	*e = NULL;
-
-	memset(tok, 0x77, sizeof(tok));
-	if (store_practice_add(s, "Riverside", "riverside.example", &fx->p1,
-	    &e) != STORE_OK ||
-	    store_practice_add(s, "Hillside", "hillside.example", &fx->p2,
-	    &e) != STORE_OK ||
-	    store_clinician_add(s, fx->p1, "Dr A", "a@nhs.example", "gp",
-	    &fx->c1, &e) != STORE_OK ||
-	    store_clinician_add(s, fx->p2, "Dr B", "b@nhs.example", "gp",
-	    &fx->c2, &e) != STORE_OK ||
-	    store_patient_add(s, fx->p1, "Jo", "jo@mail.example", 1, 1, NULL,
-	    &fx->pat1, &e) != STORE_OK ||
-	    store_patient_add(s, fx->p2, "Sam", "sam@mail.example", 1, 1,
-	    NULL, &fx->pat2, &e) != STORE_OK ||
-	    store_client_add(s, fx->p1, "emis", tok, fx->c1, &fx->cl1,
-	    &e) != STORE_OK) {
-		diag("fixture: %s", e != NULL ? e : "?");
-		return -1;
-	}
-	return 0;
 }
 
 /* Create, configure, migrate, reopen; modes; version refusal. */
@@ -510,7 +412,7 @@ test_letters(void)
 	int			 rc;
 
 	if (store_open(path, STORE_CREATE, &s, &e) != STORE_OK ||
-	    make_fixture(s, &fx) == -1) {
+	    make_fixture(s, &fx, &e) == -1) {
 		ok(0, "open and fixture: %s", e);
 		store_close(&s);
 		free(path);
@@ -624,7 +526,7 @@ test_letters(void)
 		    "actor = 'client:%lld' AND action = 'letter.submit' AND "
 		    "object = 'letter:%lld' AND outcome = 'ok'",
 		    (long long)fx.cl1, (long long)l[2].letter_id);
-		is_int(raw_int(db, q), 1, "audit row of the new letter");
+		is_int(raw_int(db, "%s", q), 1, "audit row of the new letter");
 		n = raw_int(db, "SELECT count(*) FROM idempotency");
 		is_int(n, 3, "one idempotency row per new keyed letter");
 		sqlite3_close(db);
@@ -785,7 +687,7 @@ test_audit(void)
 	for (i = 0; i < 6; i++) {
 		snprintf(q, sizeof(q), "SELECT id FROM audit ORDER BY id "
 		    "LIMIT 1 OFFSET %d", i);
-		ids[i] = raw_int(db, q);
+		ids[i] = raw_int(db, "%s", q);
 	}
 	is_int(raw_int(db, "SELECT count(*) FROM audit WHERE id = (SELECT "
 	    "min(id) FROM audit) AND prev_hash = zeroblob(32)"), 1,
@@ -1061,7 +963,7 @@ test_concurrent(void)
 	int			 i, status, rc;
 
 	if (store_open(path, STORE_CREATE, &s, &e) != STORE_OK ||
-	    make_fixture(s, &fx) == -1) {
+	    make_fixture(s, &fx, &e) == -1) {
 		ok(0, "open and fixture: %s", e);
 		store_close(&s);
 		free(path);
@@ -1140,7 +1042,7 @@ bench(void)
 	int			 failed = 0;
 
 	if (store_open(path, STORE_CREATE, &s, &e) != STORE_OK ||
-	    make_fixture(s, &fx) == -1) {
+	    make_fixture(s, &fx, &e) == -1) {
 		ok(0, "bench open: %s", e);
 		store_close(&s);
 		free(path);
@@ -1176,22 +1078,16 @@ bench(void)
 int
 main(void)
 {
-	const char	*base = getenv("TMPDIR");
-	const char	*dbs[] = { "open.db", "foreign.db", "parties.db",
+	const char *const dbs[] = { "open.db", "foreign.db", "parties.db",
 	    "letters.db", "txn.db", "audit.db", "check.db", "schema.db",
 	    "conc.db", "bench.db" };
-	size_t		 i;
 
 	if (hash_init() == -1) {
 		ok(0, "hash_init");
 		return tap_done();
 	}
-	xasprintf(&tmpdir, "%s/sealpost-store-XXXXXX",
-	    base != NULL && *base != '\0' ? base : "/tmp");
-	if (mkdtemp(tmpdir) == NULL) {
-		ok(0, "mkdtemp: %s", strerror(errno));
+	if (tmpdir_make("sealpost-store") == -1)
 		return tap_done();
-	}
 	test_open();
 	test_parties();
 	test_letters();
@@ -1202,10 +1098,6 @@ main(void)
 	test_concurrent();
 	bench();
 
-	for (i = 0; i < nitems(dbs); i++)
-		rmdb(dbs[i]);
-	if (rmdir(tmpdir) == -1)
-		diag("rmdir %s: %s", tmpdir, strerror(errno));
-	free(tmpdir);
+	tmpdir_remove(dbs, nitems(dbs));
 	return tap_done();
 }
