@@ -54,6 +54,9 @@
 #define QUEUE_BOUNCE_GRACE	(30 * 86400)	/* bounce token outlives the
 						   delivery by this */
 
+/* The reason of a delivery waiting for a smarthost to be configured. */
+#define QUEUE_NO_RELAY		"waiting: no smarthost configured ([relay] host)"
+
 #define QUEUE_SAFETY_TEXT						\
 	"This mailbox is not for emergencies. If you need urgent medical "	\
 	"help, call 999, or NHS 111 for advice."
@@ -95,6 +98,27 @@ struct qjob {
 	struct webhook_params	 webhook;
 
 	struct qjob		*next;
+};
+
+/*
+ * A relay worker's practice archive identities, unwrapped once and kept
+ * in libsodium's guarded memory for the worker's life: unwrapping for every
+ * letter cost two guarded allocations, whose page-protection changes were
+ * a third of the relay's CPU time.  An entry is used only while the
+ * practice's wrapped key is byte for byte the one it was made from.
+ */
+#define QUEUE_KEYS		8
+
+struct queue_key {
+	int64_t			 practice_id;	/* 0: empty */
+	unsigned char		 wrapped[STORE_WRAPPED_MAX];
+	size_t			 wrapped_len;
+	struct keyring_secret	 sec;
+};
+
+struct queue_keys {
+	struct queue_key	 k[QUEUE_KEYS];
+	unsigned		 next;		/* slot to replace */
 };
 
 struct queue {
@@ -261,10 +285,10 @@ queue_add_safety(struct letter_doc *doc)
 
 /* Decrypt the sealed letter with the practice archive identity. */
 static int
-queue_open_letter(struct queue *q, struct qjob *j, struct letter_doc **doc,
-    char *err, size_t errsz)
+queue_open_letter(struct queue *q, struct queue_keys *wk, struct qjob *j,
+    struct letter_doc **doc, char *err, size_t errsz)
 {
-	struct keyring_secret	 sec = { NULL };
+	struct queue_key	*key = NULL;
 	struct age_identity	 id;
 	struct letter_error	 lerr;
 	const char		*error = NULL;
@@ -272,21 +296,41 @@ queue_open_letter(struct queue *q, struct qjob *j, struct letter_doc **doc,
 	size_t			 ptlen = 0;
 	char			 ad[64];
 	enum age_status		 as;
+	size_t			 i;
 	int			 rc = -1;
 
-	snprintf(ad, sizeof(ad), "practice:%lld",
-	    (long long)j->claim.practice_id);
-	if (keyring_identity_unwrap(q->p.keyring, ad, j->archive_wrapped,
-	    j->archive_wrapped_len, &sec, &error) != 0) {
-		snprintf(err, errsz, "archive identity: %s", error);
-		return -1;
+	for (i = 0; i < QUEUE_KEYS; i++) {
+		if (wk->k[i].practice_id == j->claim.practice_id &&
+		    wk->k[i].wrapped_len == j->archive_wrapped_len &&
+		    memcmp(wk->k[i].wrapped, j->archive_wrapped,
+		    j->archive_wrapped_len) == 0) {
+			key = &wk->k[i];
+			break;
+		}
+	}
+	if (key == NULL) {
+		key = &wk->k[wk->next];
+		wk->next = (wk->next + 1) % QUEUE_KEYS;
+		keyring_secret_free(&key->sec);
+		key->practice_id = 0;
+		snprintf(ad, sizeof(ad), "practice:%lld",
+		    (long long)j->claim.practice_id);
+		if (keyring_identity_unwrap(q->p.keyring, ad,
+		    j->archive_wrapped, j->archive_wrapped_len, &key->sec,
+		    &error) != 0) {
+			snprintf(err, errsz, "archive identity: %s", error);
+			return -1;
+		}
+		key->practice_id = j->claim.practice_id;
+		memcpy(key->wrapped, j->archive_wrapped,
+		    j->archive_wrapped_len);
+		key->wrapped_len = j->archive_wrapped_len;
 	}
 	memset(&id, 0, sizeof(id));
 	id.type = AGE_IDENTITY_X25519;
-	id.x25519_sk = sec.key;
+	id.x25519_sk = key->sec.key;
 	as = age_decrypt(&id, 1, j->claim.sealed, j->claim.sealed_len, 0,
 	    &pt, &ptlen, &error);
-	keyring_secret_free(&sec);
 	if (as != AGE_OK) {
 		snprintf(err, errsz, "sealed letter: %s", age_status_name(as));
 		return -1;
@@ -300,8 +344,9 @@ queue_open_letter(struct queue *q, struct qjob *j, struct letter_doc **doc,
 }
 
 static int
-queue_build_letter(struct queue *q, struct qjob *j, struct mime_msg *msg,
-    char *envfrom, size_t envfromsz, char *err, size_t errsz)
+queue_build_letter(struct queue *q, struct queue_keys *wk, struct qjob *j,
+    struct mime_msg *msg, char *envfrom, size_t envfromsz, char *err,
+    size_t errsz)
 {
 	struct letter_doc	*doc = NULL;
 	struct mime_out		 o;
@@ -344,7 +389,7 @@ queue_build_letter(struct queue *q, struct qjob *j, struct mime_msg *msg,
 		o.subject = subject;
 		o.notice = notice;
 	} else {
-		if (queue_open_letter(q, j, &doc, err, errsz) != 0)
+		if (queue_open_letter(q, wk, j, &doc, err, errsz) != 0)
 			goto out;
 		queue_add_safety(doc);
 		if (doc->subject == NULL || *doc->subject == '\0') {
@@ -460,7 +505,8 @@ struct worker_arg {
 };
 
 static void
-queue_relay_one(struct queue *q, struct relay_conn **conn, struct qjob *j)
+queue_relay_one(struct queue *q, struct queue_keys *wk,
+    struct relay_conn **conn, struct qjob *j)
 {
 	struct mime_msg		 msg;
 	struct relay_rcpt	 rc;
@@ -472,13 +518,13 @@ queue_relay_one(struct queue *q, struct relay_conn **conn, struct qjob *j)
 	memset(&rc, 0, sizeof(rc));
 	envfrom[0] = '\0';
 	if (!q->p.relay_enabled) {
+		/* An alert with nowhere to go: it waits like the letters. */
 		j->rr = RELAY_TEMPFAIL;
-		snprintf(j->err, sizeof(j->err), "no smarthost configured "
-		    "([relay] host)");
+		snprintf(j->err, sizeof(j->err), "%s", QUEUE_NO_RELAY);
 		return;
 	}
 	if (j->kind == QJ_LETTER)
-		built = queue_build_letter(q, j, &msg, envfrom,
+		built = queue_build_letter(q, wk, j, &msg, envfrom,
 		    sizeof(envfrom), j->err, sizeof(j->err));
 	else
 		built = queue_build_alert(j, &msg, j->err, sizeof(j->err));
@@ -505,11 +551,14 @@ queue_relay_main(void *arg)
 	struct worker_arg	*wa = arg;
 	struct queue		*q = wa->q;
 	struct relay_conn	*conn = NULL;
+	struct queue_keys	 wk;
 	struct qjob		*j;
 	struct timespec		 ts;
+	size_t			 i;
 	int			 n = wa->n;
 
 	free(wa);
+	memset(&wk, 0, sizeof(wk));
 	pthread_mutex_lock(&q->mu);
 	for (;;) {
 		while (q->relay_jobs == NULL && !q->stopping) {
@@ -531,7 +580,7 @@ queue_relay_main(void *arg)
 		q->conns[n] = conn;
 		pthread_mutex_unlock(&q->mu);
 
-		queue_relay_one(q, &conn, j);
+		queue_relay_one(q, &wk, &conn, j);
 
 		pthread_mutex_lock(&q->mu);
 		q->conns[n] = conn;
@@ -543,6 +592,9 @@ queue_relay_main(void *arg)
 	pthread_cond_broadcast(&q->cv_sched);
 	pthread_mutex_unlock(&q->mu);
 	relay_close(&conn);
+	for (i = 0; i < QUEUE_KEYS; i++)
+		keyring_secret_free(&wk.k[i].sec);
+	hash_wipe(&wk, sizeof(wk));
 	return NULL;
 }
 
@@ -953,6 +1005,18 @@ queue_check_claim(struct queue *q, struct qbatch *b, struct qjob *j,
 			goto done;
 		}
 	}
+	if (!q->p.relay_enabled) {
+		/*
+		 * Nowhere to send it: it waits, without counting an attempt,
+		 * until its lifetime ends (then: expired, paper) or a start
+		 * with a smarthost makes it due at once.
+		 */
+		x->t.to = STORE_DS_DEFERRED;
+		x->t.next_attempt = c->expires > now ? c->expires : now;
+		x->t.undo_attempt = 1;
+		strlcpy_sp(x->error, QUEUE_NO_RELAY, sizeof(x->error));
+		goto done;
+	}
 	if (pr->archive_wrapped_len == 0 ||
 	    pr->archive_wrapped_len > sizeof(j->archive_wrapped)) {
 		qtx_fail(x, STORE_DS_FAILED, "failed",
@@ -1076,8 +1140,9 @@ queue_dispatch(struct queue *q, struct qbatch *b, int64_t now)
 	qbatch_commit(q, b);
 
 	n = 0;
-	if (alert_room && store_alerts_claim(q->store, now, QUEUE_ALERT_MAX,
-	    &alerts, &n, &error) != STORE_OK) {
+	/* Without a smarthost alerts wait queued (they are in the log). */
+	if (alert_room && q->p.relay_enabled && store_alerts_claim(q->store,
+	    now, QUEUE_ALERT_MAX, &alerts, &n, &error) != STORE_OK) {
 		log_warnx("queue: alerts: %s", error);
 		n = 0;
 	}
@@ -1436,6 +1501,16 @@ queue_start(struct event_base *base, const struct queue_params *p,
 		goto fail;
 	if (store_deliveries_recover(q->store, &n, error_r) != STORE_OK)
 		goto fail;
+	if (q->p.relay_enabled) {
+		int64_t	 w = 0;
+
+		if (store_deliveries_retry_reason(q->store, QUEUE_NO_RELAY,
+		    util_time(), &w, error_r) != STORE_OK)
+			goto fail;
+		if (w > 0)
+			log_info("queue: %lld deliveries waited for a smarthost; "
+			    "they are due now", (long long)w);
+	}
 	if (n > 0)
 		log_warnx("queue: %lld deliveries were being sent when the "
 		    "daemon stopped; they are queued again (the smarthost may "

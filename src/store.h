@@ -433,6 +433,12 @@ int	 store_letter_release(struct store *, int64_t letter_id,
 	    const char *actor, int64_t *n, const char **error_r);
 int	 store_letter_cancel(struct store *, int64_t letter_id,
 	    const char *actor, int64_t *n, const char **error_r);
+/*
+ * Due now: every deferred delivery whose last_error starts with prefix
+ * (the daemon's own "waiting: ..." reasons, once their cause is gone).
+ */
+int	 store_deliveries_retry_reason(struct store *, const char *prefix,
+	    int64_t now, int64_t *n, const char **error_r);
 /* Admin: due now -- every deferred delivery of the letter (0: all). */
 int	 store_deliveries_retry(struct store *, int64_t letter_id,
 	    int64_t now, int64_t *n, const char **error_r);

@@ -384,6 +384,7 @@ enum store_stmt {
 	ST_CANCEL_ONE,
 	ST_RETRY_LETTER,
 	ST_RETRY_ALL,
+	ST_RETRY_REASON,
 	ST_QSTATS_STATES,
 	ST_QSTATS_MORE,
 	ST_QUEUE_LIST,
@@ -579,6 +580,9 @@ static const char *const store_sql[ST_MAX] = {
 	    "updated = ?2 WHERE letter_id = ?1 AND state = 'deferred'",
 	[ST_RETRY_ALL] = "UPDATE deliveries SET next_attempt = ?1, "
 	    "updated = ?1 WHERE state = 'deferred'",
+	[ST_RETRY_REASON] = "UPDATE deliveries SET next_attempt = ?1, "
+	    "updated = ?1 WHERE state = 'deferred' AND "
+	    "substr(last_error, 1, length(?2)) = ?2",
 	[ST_QSTATS_STATES] = "SELECT state, count(*) FROM deliveries "
 	    "GROUP BY state",
 	[ST_QSTATS_MORE] = "SELECT (SELECT min(l.created) FROM deliveries d "
@@ -3463,6 +3467,25 @@ store_deliveries_retry(struct store *s, int64_t letter_id, int64_t now,
 		sqlite3_bind_int64(st, 2, now);
 	} else
 		sqlite3_bind_int64(st, 1, now);
+	if ((rc = store_run(s, st, "retry", error_r)) != STORE_OK)
+		return rc;
+	*n = sqlite3_changes(s->db);
+	return STORE_OK;
+}
+
+/* Deferred deliveries whose last reason starts with prefix: due now. */
+int
+store_deliveries_retry_reason(struct store *s, const char *prefix,
+    int64_t now, int64_t *n, const char **error_r)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	*n = 0;
+	if ((rc = store_stmt(s, ST_RETRY_REASON, &st, error_r)) != STORE_OK)
+		return rc;
+	sqlite3_bind_int64(st, 1, now);
+	store_bind_text(st, 2, prefix);
 	if ((rc = store_run(s, st, "retry", error_r)) != STORE_OK)
 		return rc;
 	*n = sqlite3_changes(s->db);

@@ -229,7 +229,33 @@ try:
     hook_token = out.stdout.strip()
     tap.ok(out.returncode == 0 and len(hook_token) >= 40,
            "client callback set: a bearer token is printed once")
+    # --- 0. no smarthost yet: the letter waits, then goes when one is set
+    d.config["relay"]["host"] = ""
+    d.write_config()
     d.start()
+    pw = patient(p, "Wai", "wait@patient.test")
+    lid0 = post(p, pw)
+    j0 = {}
+
+    def waiting():
+        jj = letter(p, lid0)
+        j0.update(jj)
+        dl0 = (jj.get("deliveries") or [{}])[0]
+        return dl0.get("state") == "deferred"
+    tap.ok(wait_for(waiting, 10), "no smarthost: the delivery waits")
+    dl0 = (j0.get("deliveries") or [{}])[0]
+    tap.ok("no smarthost" in (dl0.get("last_error") or "") and
+           dl0.get("attempts") == 0 and j0.get("state") == "accepted",
+           "no smarthost: it says so, counts no attempt, no failsafe "
+           "(%s, %s)" % (dl0.get("last_error"), dl0.get("attempts")))
+    tap.is_eq(d.stop(), 0, "stopped to configure the smarthost")
+    d.config["relay"]["host"] = "127.0.0.1"
+    d.write_config()
+    d.start()
+    tap.is_eq(wait_state(p, lid0, ("sent",), 15), "sent",
+              "with a smarthost configured it goes at once")
+    tap.ok("waited for a smarthost" in d.log_text(),
+           "the start says the waiting deliveries are due")
 
     # --- 1. a letter arrives intact --------------------------------------
     att = os.urandom(3000) + b"\r\n.\r\n" + os.urandom(100)
@@ -454,7 +480,7 @@ try:
     # --- status and logs ---------------------------------------------------
     stj = json.loads(d.ctl("status"))
     q = stj.get("queue", {})
-    tap.ok(q.get("sent", 0) == 4 and q.get("failed", 0) == 5 and
+    tap.ok(q.get("sent", 0) == 5 and q.get("failed", 0) == 5 and
            q.get("expired", 0) == 1 and q.get("paper_open", 0) == 6,
            "status counts the queue (%s)" % json.dumps(q))
     r = subprocess.run(["curl", "-sS", "-w", "\n%{http_code}",
@@ -462,7 +488,7 @@ try:
                        stdout=subprocess.PIPE, text=True, timeout=30)
     mtext, _, mcode = r.stdout.rpartition("\n")
     tap.ok(mcode == "200" and
-           'sealpost_deliveries{state="sent"} 4' in mtext and
+           'sealpost_deliveries{state="sent"} 5' in mtext and
            'sealpost_deliveries{state="expired"} 1' in mtext and
            "sealpost_paper_open 6" in mtext and
            "sealpost_oldest_undelivered_seconds 0" in mtext and
