@@ -672,6 +672,17 @@ class Postfix:
         with open(os.path.join(self.dir, "maillog"), errors="replace") as f:
             return f.read()
 
+    def maillog_wait(self, pred, timeout=10):
+        """Wait for a maillog line matching pred (Postfix writes it a
+        moment after the session ends); True if one came."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if any(pred(l) for l in self.maillog().splitlines()):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+
     def dumps(self, want, timeout=15):
         """Wait for `want' messages at the sink; their file contents."""
         deadline = time.monotonic() + timeout
@@ -721,8 +732,8 @@ def postfix_cases(pf, driver, tag):
     new = dumps[before:] if len(dumps) >= before + 3 else []
     tap.ok(len(new) == 3 and all(sink_has(d, MESSAGE) for d in new),
            "%spostfix: three messages reached the sink intact" % tag)
-    tap.ok(any("mail=3 rcpt=3 data=3" in l for l in pf.maillog().splitlines()
-               if "disconnect from" in l),
+    tap.ok(pf.maillog_wait(lambda l: "disconnect from" in l and
+                           "mail=3 rcpt=3 data=3" in l),
            "%spostfix: the log shows one session with 3 MAIL" % tag)
 
 
@@ -765,9 +776,17 @@ def postfix_matrix(pf):
     r = send(pf.wrong, "--tls-name", "localhost", "--username", USER,
              "--password", PASSWORD)
     expect(r, "tlsfail", "postfix wrong-name listener")
-    log = [l for l in pf.maillog().splitlines()
-           if "listener-%d/smtpd" % pf.wrong in l and "disconnect from" in l
-           and "ehlo=" in l]      # not postfix.sh's banner probe
+    # Postfix logs the disconnect a moment later (smtpd notices the
+    # close, postlogd writes the file): wait for the line, bounded.
+    deadline = time.time() + 10
+    while True:
+        log = [l for l in pf.maillog().splitlines()
+               if "listener-%d/smtpd" % pf.wrong in l and
+               "disconnect from" in l
+               and "ehlo=" in l]      # not postfix.sh's banner probe
+        if log or time.time() > deadline:
+            break
+        time.sleep(0.1)
     tap.ok(len(log) == 1 and "starttls=1" in log[0] and "mail=" not in log[0]
            and "auth=" not in log[0],
            "postfix wrong-name listener: STARTTLS, then no MAIL, no AUTH")
