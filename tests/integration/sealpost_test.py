@@ -19,7 +19,12 @@ source tree itself (an in-tree build), else ./build.  Everything listens on
 127.0.0.1 only.  Set SEALPOST_TEST_KEEP=1 to keep the temp directory.
 """
 
+import email
+import email.policy
+import glob
+import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -27,6 +32,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 
 SRCDIR = os.environ.get("SEALPOST_SRCDIR") or os.path.abspath(
     os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
@@ -284,3 +291,88 @@ class Daemon:
     def __exit__(self, *exc):
         self.cleanup()
         return False
+
+
+# -- the mail rig and the API, for the letters-out tests ---------------------
+
+RIG = os.path.join(SRCDIR, "tests", "rig", "postfix.sh")
+
+
+def have_postfix_rig():
+    """Can tests/rig/postfix.sh run here (root, Postfix, smtp-sink)?"""
+    return os.geteuid() == 0 and have("postfix") and \
+        os.path.exists("/usr/sbin/smtp-sink")
+
+
+def rig(*args, check=True):
+    """Run tests/rig/postfix.sh ARGS; its stdout, stripped.  Raises
+    RuntimeError with its stderr when it fails (unless check=False)."""
+    r = subprocess.run([RIG] + [str(a) for a in args],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True, timeout=120)
+    if check and r.returncode != 0:
+        raise RuntimeError("postfix.sh %s: %s" % (args[0], r.stderr))
+    return r.stdout.strip()
+
+
+def wait_for(fn, timeout=20.0, step=0.2):
+    """Call fn until it returns something true or timeout seconds pass;
+    returns its last value."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(step)
+    return fn()
+
+
+def sink_messages(directory):
+    """Every message a capturing smtp-sink (-d DIR/...) wrote, oldest
+    first: dicts with path, mail and rcpt (the envelope), msgid, subject,
+    msg (email.message.EmailMessage) and raw (bytes)."""
+    out = []
+    for path in sorted(glob.glob(os.path.join(directory, "*"))):
+        with open(path, "rb") as f:
+            data = f.read()
+        env = {}
+        for line in data.split(b"\n")[:8]:
+            m = re.match(rb"X-(Mail|Rcpt)-Args: <([^>]*)>", line)
+            if m:
+                env[m.group(1).decode().lower()] = m.group(2).decode()
+        msg = email.message_from_bytes(data, policy=email.policy.default)
+        out.append({"path": path, "mail": env.get("mail"),
+                    "rcpt": env.get("rcpt"),
+                    "msgid": str(msg["Message-ID"] or ""),
+                    "subject": str(msg["Subject"] or ""), "msg": msg,
+                    "raw": data})
+    return out
+
+
+def api_post_letter(d, token, body, headers=(), timeout=30):
+    """POST /v1/letters with a JSON body (dict); (status, id or None)."""
+    req = urllib.request.Request(
+        "http://127.0.0.1:%d/v1/letters" % d.http_port,
+        data=json.dumps(body).encode(), method="POST",
+        headers=dict([("Authorization", "Bearer " + token),
+                      ("Content-Type", "application/json")] +
+                     list(headers)))
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, json.loads(r.read()).get("id")
+    except urllib.error.HTTPError as e:
+        return e.code, None
+    except (OSError, ValueError):
+        return None, None
+
+
+def api_letter(d, token, lid, timeout=10):
+    """GET /v1/letters/ID as a dict ({} when it cannot be had)."""
+    req = urllib.request.Request(
+        "http://127.0.0.1:%d/v1/letters/%d" % (d.http_port, lid),
+        headers={"Authorization": "Bearer " + token})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return json.loads(r.read())
+    except (OSError, ValueError):
+        return {}

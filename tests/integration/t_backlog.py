@@ -41,8 +41,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sealpost_test as st  # noqa: E402
@@ -57,9 +55,8 @@ TIMEOUT = float(os.environ.get("SEALPOST_BACKLOG_TIMEOUT", "90"))
 MAX_ACTIVE = 200                    # queue.max_active, the default
 
 tap = st.Tap()
-SRC = os.environ.get("SEALPOST_SRCDIR",
-                     os.path.join(os.path.dirname(__file__), "..", ".."))
-RIG = os.path.join(SRC, "tests", "rig", "postfix.sh")
+rig = st.rig
+wait_for = st.wait_for
 
 if os.geteuid() != 0 or not st.have("postfix") or \
         not os.path.exists("/usr/sbin/smtp-sink") or not st.have("openssl"):
@@ -72,23 +69,6 @@ os.chmod(TMP, 0o755)
 PF = os.path.join(TMP, "pf")
 
 
-def rig(*args, check=True):
-    r = subprocess.run([RIG] + [str(a) for a in args],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       text=True, timeout=120)
-    if check and r.returncode != 0:
-        raise RuntimeError("postfix.sh %s: %s" % (args[0], r.stderr))
-    return r.stdout.strip()
-
-
-def wait_for(fn, timeout=20.0, step=0.2):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(step)
-    return fn()
 
 
 def status(d):
@@ -110,33 +90,15 @@ def rss_kb(pid, field="VmRSS"):
 
 
 def http_post(d, p, n, priority="routine", timeout=30):
-    body = json.dumps({"patient": p["patient"], "author": p["clinician"],
-                       "subject": "%s %d" % (priority.capitalize(), n),
-                       "text": "Letter number %d.\n" % n,
-                       "priority": priority})
-    req = urllib.request.Request(
-        "http://127.0.0.1:%d/v1/letters" % d.http_port,
-        data=body.encode(), method="POST",
-        headers={"Authorization": "Bearer " + p["token"],
-                 "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, json.loads(r.read()).get("id")
-    except urllib.error.HTTPError as e:
-        return e.code, None
-    except (OSError, ValueError):
-        return None, None
+    return st.api_post_letter(d, p["token"], {
+        "patient": p["patient"], "author": p["clinician"],
+        "subject": "%s %d" % (priority.capitalize(), n),
+        "text": "Letter number %d.\n" % n, "priority": priority},
+        timeout=timeout)
 
 
 def api_delivery(d, p, lid):
-    req = urllib.request.Request(
-        "http://127.0.0.1:%d/v1/letters/%d" % (d.http_port, lid),
-        headers={"Authorization": "Bearer " + p["token"]})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return (json.loads(r.read()).get("deliveries") or [{}])[0]
-    except (OSError, ValueError):
-        return {}
+    return (st.api_letter(d, p["token"], lid).get("deliveries") or [{}])[0]
 
 
 def submit_backlog(d, p):

@@ -21,9 +21,6 @@ webhook callbacks with their bearer token; the status counts.
 """
 
 import base64
-import email
-import email.policy
-import glob
 import http.server
 import json
 import os
@@ -33,15 +30,13 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sealpost_test as st  # noqa: E402
 
 tap = st.Tap()
-SRC = os.environ.get("SEALPOST_SRCDIR",
-                     os.path.join(os.path.dirname(__file__), "..", ".."))
-RIG = os.path.join(SRC, "tests", "rig", "postfix.sh")
+rig = st.rig
+wait_for = st.wait_for
 CANARY = "CANARY-result-5b1e"          # must never reach an alert or log
 
 if os.geteuid() != 0 or not st.have("postfix") or \
@@ -61,39 +56,12 @@ os.makedirs(REJ)
 os.chmod(REJ, 0o777)
 
 
-def rig(*args, check=True):
-    r = subprocess.run([RIG] + [str(a) for a in args],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       text=True, timeout=120)
-    if check and r.returncode != 0:
-        raise RuntimeError("postfix.sh %s: %s" % (args[0], r.stderr))
-    return r.stdout.strip()
-
 
 def captured():
-    """Every message the capturing sink received: (envelope dict, msg)."""
-    out = []
-    for path in sorted(glob.glob(os.path.join(CAP, "*"))):
-        with open(path, "rb") as f:
-            data = f.read()
-        env = {}
-        for line in data.split(b"\n")[:8]:
-            m = re.match(rb"X-(Mail|Rcpt)-Args: <([^>]*)>", line)
-            if m:
-                env[m.group(1).decode().lower()] = m.group(2).decode()
-        msg = email.message_from_bytes(data, policy=email.policy.default)
-        out.append((env, msg, data))
-    return out
-
-
-def wait_for(fn, timeout=20.0, step=0.2):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(step)
-    return fn()
+    """Every message the capturing sink received: (envelope dict, msg,
+    raw bytes)."""
+    return [({"mail": m["mail"], "rcpt": m["rcpt"]} if m["rcpt"] else {},
+             m["msg"], m["raw"]) for m in st.sink_messages(CAP)]
 
 
 def to_rcpt(addr):

@@ -45,9 +45,6 @@ out, and the alert mail is checked at the sink (failsafe address, MAIL
 FROM:<>, kind tls in the subject, no letter content).
 """
 
-import email
-import email.policy
-import glob
 import json
 import os
 import random
@@ -55,13 +52,10 @@ import re
 import shutil
 import signal
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sealpost_test as st  # noqa: E402
@@ -73,9 +67,8 @@ TERM = 60                           # letters for the clean-stop check
 CANARY = "CANARY-restart-7c2d"     # letter text: never in an alert or log
 
 tap = st.Tap()
-SRC = os.environ.get("SEALPOST_SRCDIR",
-                     os.path.join(os.path.dirname(__file__), "..", ".."))
-RIG = os.path.join(SRC, "tests", "rig", "postfix.sh")
+rig = st.rig
+wait_for = st.wait_for
 
 if os.geteuid() != 0 or not st.have("postfix") or \
         not os.path.exists("/usr/sbin/smtp-sink") or not st.have("openssl"):
@@ -92,14 +85,6 @@ TMP = tempfile.mkdtemp(prefix="t_relay_restart-")
 os.chmod(TMP, 0o755)
 
 
-def rig(*args, check=True):
-    r = subprocess.run([RIG] + [str(a) for a in args],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       text=True, timeout=120)
-    if check and r.returncode != 0:
-        raise RuntimeError("postfix.sh %s: %s" % (args[0], r.stderr))
-    return r.stdout.strip()
-
 
 def capture_dir(name):
     path = os.path.join(TMP, name)
@@ -109,64 +94,21 @@ def capture_dir(name):
 
 
 def captured(cap):
-    """Every message a capturing sink received: dicts with the envelope,
-    Message-ID, subject and raw bytes."""
-    out = []
-    for path in sorted(glob.glob(os.path.join(cap, "*"))):
-        with open(path, "rb") as f:
-            data = f.read()
-        env = {}
-        for line in data.split(b"\n")[:8]:
-            m = re.match(rb"X-(Mail|Rcpt)-Args: <([^>]*)>", line)
-            if m:
-                env[m.group(1).decode().lower()] = m.group(2).decode()
-        msg = email.message_from_bytes(data, policy=email.policy.default)
-        out.append({"path": path, "mail": env.get("mail"),
-                    "rcpt": env.get("rcpt"),
-                    "msgid": str(msg["Message-ID"] or ""),
-                    "subject": str(msg["Subject"] or ""), "raw": data})
-    return out
-
-
-def wait_for(fn, timeout=20.0, step=0.2):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(step)
-    return fn()
+    """Every message a capturing sink received (st.sink_messages)."""
+    return st.sink_messages(cap)
 
 
 def http_post(d, p, key, n, timeout=10):
     """POST letter number n; returns (status, id or None)."""
-    body = json.dumps({"patient": p["patient"], "author": p["clinician"],
-                       "subject": "Result %d" % n,
-                       "text": "Letter number %d. %s\n" % (n, CANARY)})
-    req = urllib.request.Request(
-        "http://127.0.0.1:%d/v1/letters" % d.http_port,
-        data=body.encode(), method="POST",
-        headers={"Authorization": "Bearer " + p["token"],
-                 "Content-Type": "application/json",
-                 "Idempotency-Key": key})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, json.loads(r.read()).get("id")
-    except urllib.error.HTTPError as e:
-        return e.code, None
-    except (OSError, ValueError):
-        return None, None
+    return st.api_post_letter(d, p["token"], {
+        "patient": p["patient"], "author": p["clinician"],
+        "subject": "Result %d" % n,
+        "text": "Letter number %d. %s\n" % (n, CANARY)},
+        headers=[("Idempotency-Key", key)], timeout=timeout)
 
 
 def api_letter(d, p, lid):
-    req = urllib.request.Request(
-        "http://127.0.0.1:%d/v1/letters/%d" % (d.http_port, lid),
-        headers={"Authorization": "Bearer " + p["token"]})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return json.loads(r.read())
-    except (OSError, ValueError):
-        return {}
+    return st.api_letter(d, p["token"], lid)
 
 
 def queue_rows(d, states):
