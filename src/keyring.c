@@ -58,7 +58,6 @@ static int	 keyring_read_file(const char *, unsigned char *,
 static int	 keyring_decode(const unsigned char *, size_t,
 		    unsigned char *);
 static int	 keyring_wrap_key(struct keyring *, unsigned char *);
-static int	 keyring_fsync_dir(const char *);
 
 /* Thread-local room for reasons that name a path or a mode. */
 static _Thread_local char keyring_errbuf[512];
@@ -298,7 +297,7 @@ keyring_create_master(const char *path, const char **error_r)
 	}
 	fd = -1;
 	/* The new name must survive a crash too. */
-	if (keyring_fsync_dir(path) == -1) {
+	if (util_fsync_dir(path) == -1) {
 		*error_r = keyring_reason("master key file %s: fsync of its "
 		    "directory: %s", path, strerror(errno));
 		goto fail;
@@ -312,35 +311,6 @@ fail:
 	return -1;
 }
 
-/* fsync the directory holding path; 0 or -1 with errno. */
-static int
-keyring_fsync_dir(const char *path)
-{
-	char	*dir;
-	char	*slash;
-	int	 fd, rc, saved;
-
-	dir = xstrdup(path);
-	if ((slash = strrchr(dir, '/')) == NULL) {
-		free(dir);
-		dir = xstrdup(".");
-	} else if (slash == dir)
-		slash[1] = '\0';
-	else
-		*slash = '\0';
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	saved = errno;
-	free(dir);
-	if (fd == -1) {
-		errno = saved;
-		return -1;
-	}
-	rc = fsync(fd);
-	saved = errno;
-	close(fd);
-	errno = saved;
-	return rc;
-}
 
 /* Free the keyring; the master key is wiped by sodium_free. */
 void

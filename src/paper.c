@@ -227,7 +227,6 @@ static cairo_status_t paper_write(void *, const unsigned char *,
 		    unsigned int);
 static const char *paper_errno_reason(int, const char *, const char *,
 		    const char *);
-static int	 paper_fsync_dir(const char *);
 
 /* Render the letter to a PDF at path, atomically. */
 int
@@ -375,7 +374,7 @@ paper_render_pdf(const struct paper_doc *doc, const char *path,
 	}
 	created = 0;
 	/* The new name must survive a crash too. */
-	if (paper_fsync_dir(path) == -1) {
+	if (util_fsync_dir(path) == -1) {
 		*error_r = "cannot fsync the PDF file's directory";
 		goto fail;
 	}
@@ -1064,31 +1063,3 @@ paper_errno_reason(int e, const char *denied, const char *noent,
 	}
 }
 
-/* fsync the directory holding path; 0 or -1 with errno. */
-static int
-paper_fsync_dir(const char *path)
-{
-	char	*dir, *slash;
-	int	 fd, rc, saved;
-
-	dir = xstrdup(path);
-	if ((slash = strrchr(dir, '/')) == NULL) {
-		free(dir);
-		dir = xstrdup(".");
-	} else if (slash == dir)
-		slash[1] = '\0';
-	else
-		*slash = '\0';
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	saved = errno;
-	free(dir);
-	if (fd == -1) {
-		errno = saved;
-		return -1;
-	}
-	rc = fsync(fd);
-	saved = errno;
-	close(fd);
-	errno = saved;
-	return rc;
-}

@@ -216,3 +216,33 @@ util_endswith_ci(const char *s, const char *suffix)
 
 	return ls >= lx && strcasecmp(s + ls - lx, suffix) == 0;
 }
+
+/* fsync the directory holding path (after a rename into it); 0 or -1
+ * with errno. */
+int
+util_fsync_dir(const char *path)
+{
+	char	*dir, *slash;
+	int	 fd, rc, saved;
+
+	dir = xstrdup(path);
+	if ((slash = strrchr(dir, '/')) == NULL) {
+		free(dir);
+		dir = xstrdup(".");
+	} else if (slash == dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	saved = errno;
+	free(dir);
+	if (fd == -1) {
+		errno = saved;
+		return -1;
+	}
+	rc = fsync(fd);
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return rc;
+}

@@ -34,6 +34,8 @@ int64_t	 util_time(void);
 /* Set O_NONBLOCK / FD_CLOEXEC; 0 or -1 with errno. */
 int	 util_set_nonblock(int);
 int	 util_set_cloexec(int);
+/* fsync the directory holding path; 0 or -1 with errno. */
+int	 util_fsync_dir(const char *);
 
 /* Parse a decimal int64 in [min, max]; 0 on success, -1 otherwise. */
 int	 util_parse_i64(const char *, int64_t, int64_t, int64_t *);
