@@ -24,6 +24,7 @@
 
 #define JOINMAX		1024	/* bytes of joined lines a rule looks at */
 #define SHAREMAX	2000	/* longest line searched for an inline "On" */
+#define ATTRLINES	6	/* lines an attribution may be wrapped over */
 #define HDRLOOK		6	/* lines after "From:" searched for "Sent:" */
 
 struct line {
@@ -36,6 +37,8 @@ static size_t	 prefix_ci(const char *, size_t, const char *);
 static int	 contains_ci(const char *, size_t, const char *);
 static size_t	 lskip(const char *, size_t);
 static size_t	 rtrim(const char *, size_t);
+static size_t	 rtrim_dash(const char *, size_t);
+static int	 loose_attribution(const struct line *);
 static int	 is_blank(const struct line *);
 static int	 is_quoted(const struct line *);
 static int	 on_wrote_text(const char *, size_t);
@@ -44,6 +47,7 @@ static size_t	 share_line(const struct line *);
 static int	 header_word(const struct line *, const char *const *);
 static int	 from_block(const struct line *, size_t, size_t);
 static int	 separator(const struct line *);
+static int	 dashed_title(const char *, size_t);
 static int	 underscores(const struct line *);
 static int	 android_wrote(const struct line *);
 static int	 is_signature(const struct line *);
@@ -62,7 +66,7 @@ static const char *const wrote_words[] = {
 	"wrote", "sent", "schrieb", "\xc3\xa9" "crit", "schreef", "skrev",
 	"napisa\xc5\x82",		/* napisał */
 	"\xc4\x91\xc3\xa3 vi\xe1\xba\xbft",	/* đã viết */
-	"escribi\xc3\xb3", "scritto", "escreveu", "kirjoitti",
+	"escribi\xc3\xb3", "scritto", "geschreven", "escreveu", "kirjoitti",
 	"\xd0\xbd\xd0\xb0\xd0\xbf\xd0\xb8\xd1\x81\xd0\xb0\xd0\xbb", /* написал */
 	NULL
 };
@@ -74,6 +78,9 @@ static const char *const from_words[] = {
 	"\xd0\xbe\xd1\x82",		/* от */
 	NULL
 };
+
+/* A date field, which some clients put first. */
+static const char *const date_words[] = { "date", "datum", NULL };
 
 /* Fields that follow it. */
 static const char *const hdr_words[] = {
@@ -167,6 +174,30 @@ rtrim(const char *s, size_t n)
 	return n;
 }
 
+/* Length without trailing blanks and dashes ("reply--- On ..."). */
+static size_t
+rtrim_dash(const char *s, size_t n)
+{
+	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' ||
+	    s[n - 1] == '-'))
+		n--;
+	return n;
+}
+
+/*
+ * A line above "> " quotes naming the quoted author without the usual
+ * form: a date first and an address ("2011/4/7 Nathan <n@example.com>").
+ */
+static int
+loose_attribution(const struct line *l)
+{
+	size_t	 o = lskip(l->s, l->len);
+
+	return l->len - o < JOINMAX && o < l->len &&
+	    l->s[o] >= '0' && l->s[o] <= '9' &&
+	    memchr(l->s + o, '@', l->len - o) != NULL;
+}
+
 static int
 is_blank(const struct line *l)
 {
@@ -218,8 +249,9 @@ on_wrote_text(const char *s, size_t n)
 }
 
 /*
- * Number of lines (1 to 3) from l[i] that form an attribution, which
- * clients wrap over two or three lines; 0 if none.
+ * Number of lines (1 to ATTRLINES) from l[i] that form an attribution,
+ * which clients wrap over several lines (Polymail even with blank lines
+ * between); 0 if none.
  */
 static size_t
 on_wrote(const struct line *l, size_t i, size_t n)
@@ -227,10 +259,10 @@ on_wrote(const struct line *l, size_t i, size_t n)
 	char	 buf[JOINMAX];
 	size_t	 k, used = 0;
 
-	for (k = 0; k < 3 && i + k < n; k++) {
+	for (k = 0; k < ATTRLINES && i + k < n; k++) {
 		const struct line *c = &l[i + k];
 
-		if (k > 0 && is_blank(c))
+		if (k == 0 && is_blank(c))
 			return 0;
 		if (used + c->len + 1 > sizeof(buf))
 			return 0;
@@ -256,7 +288,8 @@ share_line(const struct line *l)
 	if (l->len > SHAREMAX)
 		return 0;
 	for (p = 1; p + 3 < l->len; p++)
-		if (l->s[p - 1] == ' ' && memcmp(l->s + p, "On ", 3) == 0 &&
+		if ((l->s[p - 1] == ' ' || l->s[p - 1] == '-') &&
+		    memcmp(l->s + p, "On ", 3) == 0 &&
 		    on_wrote_text(l->s + p, l->len - p))
 			return p;
 	return 0;
@@ -284,13 +317,25 @@ header_word(const struct line *l, const char *const *words)
 	return 0;
 }
 
-/* An Outlook block: "From: x" with "Sent:"/"To:"/... a few lines on. */
+/*
+ * An Outlook block: "From: x" with "Sent:"/"To:"/... a few lines on, or
+ * "Date: x" with "From:"/"To:"/... a few lines on.
+ */
 static int
 from_block(const struct line *l, size_t i, size_t n)
 {
 	size_t	 j;
 
-	if (!header_word(&l[i], from_words))
+	if (i >= n)
+		return 0;
+	if (header_word(&l[i], from_words))
+		;
+	else if (header_word(&l[i], date_words)) {
+		/* Some clients put "Date:" first (talon's corpus). */
+		for (j = i + 1; j < n && j <= i + HDRLOOK; j++)
+			if (header_word(&l[j], from_words))
+				return 1;
+	} else
 		return 0;
 	for (j = i + 1; j < n && j <= i + HDRLOOK; j++)
 		if (header_word(&l[j], hdr_words))
@@ -315,7 +360,35 @@ separator(const struct line *l)
 	for (i = 0; sep_words[i] != NULL; i++)
 		if (contains_ci(l->s + o, n, sep_words[i]))
 			return 1;
-	return 0;
+	return dashed_title(l->s + o, rtrim(l->s + o, n));
+}
+
+/*
+ * "-----Reply Message-----", "-----Antwort Nachricht-----": a short
+ * title of letters and blanks between runs of at least three dashes,
+ * the shape of the separator in any language.
+ */
+static int
+dashed_title(const char *s, size_t n)
+{
+	size_t	 a = 0, b = n, i;
+	int	 letter = 0;
+
+	while (a < n && s[a] == '-')
+		a++;
+	while (b > a && s[b - 1] == '-')
+		b--;
+	if (a < 3 || n - b < 3 || b - a > 40)
+		return 0;
+	for (i = a; i < b; i++) {
+		unsigned char	 c = (unsigned char)s[i];
+
+		if (c == '-' || (c >= '0' && c <= '9'))
+			return 0;
+		if (lower(c) >= 'a' && lower(c) <= 'z')
+			letter = 1;
+	}
+	return letter;
 }
 
 /* Outlook's "________________________________" rule. */
@@ -371,7 +444,7 @@ reply_extract(const char *text, size_t len, struct reply_result *out)
 {
 	struct line	*l = NULL;
 	char		*res;
-	size_t		 n = 0, cap = 0, i, cut, first, keep = 0, p;
+	size_t		 n = 0, cap = 0, i, m, cut, first, keep = 0, p;
 	unsigned int	 removed = 0;
 
 	/* Split into lines, any line end. */
@@ -401,28 +474,48 @@ reply_extract(const char *text, size_t len, struct reply_result *out)
 			p++;
 	}
 
-	/* The first line that starts quoted history. */
-	for (cut = 0; cut < n; cut++) {
-		if (is_quoted(&l[cut]) || separator(&l[cut]) ||
-		    android_wrote(&l[cut]) || on_wrote(l, cut, n) ||
-		    from_block(l, cut, n))
-			break;
-		if (underscores(&l[cut]) && cut + 1 < n &&
-		    (from_block(l, cut + 1, n) ||
-		    (cut + 2 < n && from_block(l, cut + 2, n))))
-			break;
-		if ((keep = share_line(&l[cut])) != 0)
-			break;
-	}
-	if (cut < n)
-		removed |= REPLY_QUOTE;
-	if (keep != 0) {
-		/* The reply shares the line: keep the part before "On". */
-		l[cut].len = rtrim(l[cut].s, keep);
-		if (l[cut].len > 0) {
-			cut++;
+	/*
+	 * Keep lines up to the first that starts quoted history, compacting
+	 * l[] in place (m <= i, and the rules only read at or after i).
+	 * History made of "> " lines only, followed by more unquoted text,
+	 * is a reply written between or below the quotes: keep scanning.
+	 */
+	for (i = 0, m = 0; i < n; ) {
+		size_t	 k = 0, j;
+		int	 tail = 0;
+
+		if ((keep = share_line(&l[i])) != 0) {
+			l[i].len = rtrim_dash(l[i].s, keep);
+			l[m++] = l[i];
+			k = 1;
+			tail = 1;
+		} else if (is_quoted(&l[i])) {
+			/* A loose "2011/4/7 Name <addr>" just above. */
+			for (j = m; j > 0 && is_blank(&l[j - 1]); j--)
+				;
+			if (j > 0 && loose_attribution(&l[j - 1]))
+				m = j - 1;
+			tail = 1;
+		} else if ((k = on_wrote(l, i, n)) != 0)
+			tail = 1;
+		else if (!(separator(&l[i]) || android_wrote(&l[i]) ||
+		    from_block(l, i, n) || (underscores(&l[i]) &&
+		    (from_block(l, i + 1, n) || from_block(l, i + 2, n))))) {
+			l[m++] = l[i++];
+			continue;
 		}
+		removed |= REPLY_QUOTE;
+		if (!tail)
+			break;
+		for (j = i + k; j < n && is_blank(&l[j]); j++)
+			;
+		if (j == n || !is_quoted(&l[j]))
+			break;
+		while (j < n && (is_blank(&l[j]) || is_quoted(&l[j])))
+			j++;
+		i = j;
 	}
+	cut = m;
 
 	/* A signature ends the new text. */
 	for (i = 0; i < cut; i++)
