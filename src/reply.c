@@ -40,6 +40,7 @@ static size_t	 rtrim(const char *, size_t);
 static size_t	 rtrim_dash(const char *, size_t);
 static int	 loose_attribution(const struct line *);
 static int	 is_blank(const struct line *);
+static int	 broken_quote(const struct line *, const struct line *);
 static int	 is_quoted(const struct line *);
 static int	 on_wrote_text(const char *, size_t);
 static size_t	 on_wrote(const struct line *, size_t, size_t);
@@ -196,6 +197,27 @@ loose_attribution(const struct line *l)
 	return l->len - o < JOINMAX && o < l->len &&
 	    l->s[o] >= '0' && l->s[o] <= '9' &&
 	    memchr(l->s + o, '@', l->len - o) != NULL;
+}
+
+/*
+ * Is the unquoted line cur, between quoted lines, a piece of the quote
+ * that a client's line wrapping broke off?  Only when it ends with the
+ * quote's own " >" or the quoted line above ends inside a URL; any other
+ * unquoted line there is the patient answering between the quotes.
+ */
+static int
+broken_quote(const struct line *prev, const struct line *cur)
+{
+	size_t	 n = rtrim(cur->s, cur->len), w;
+
+	if (n > 0 && cur->s[n - 1] == '>')
+		return 1;
+	if (!is_quoted(prev) || prev->len > JOINMAX)
+		return 0;
+	n = rtrim(prev->s, prev->len);
+	for (w = n; w > 0 && prev->s[w - 1] != ' '; w--)
+		;
+	return n - w > 3 && memmem(prev->s + w, n - w, "://", 3) != NULL;
 }
 
 static int
@@ -365,7 +387,8 @@ separator(const struct line *l)
 
 /*
  * "-----Reply Message-----", "-----Antwort Nachricht-----": a short
- * title of letters and blanks between runs of at least three dashes,
+ * title of letters and blanks between runs of three to fifteen dashes
+ * (longer rules are decoration a form may ask the reply below),
  * the shape of the separator in any language.
  */
 static int
@@ -378,7 +401,7 @@ dashed_title(const char *s, size_t n)
 		a++;
 	while (b > a && s[b - 1] == '-')
 		b--;
-	if (a < 3 || n - b < 3 || b - a > 40)
+	if (a < 3 || a > 15 || n - b < 3 || n - b > 15 || b - a > 40)
 		return 0;
 	for (i = a; i < b; i++) {
 		unsigned char	 c = (unsigned char)s[i];
@@ -484,17 +507,17 @@ reply_extract(const char *text, size_t len, struct reply_result *out)
 		size_t	 k = 0, j;
 		int	 tail = 0;
 
-		if ((keep = share_line(&l[i])) != 0) {
-			l[i].len = rtrim_dash(l[i].s, keep);
-			l[m++] = l[i];
-			k = 1;
-			tail = 1;
-		} else if (is_quoted(&l[i])) {
+		if (is_quoted(&l[i])) {
 			/* A loose "2011/4/7 Name <addr>" just above. */
 			for (j = m; j > 0 && is_blank(&l[j - 1]); j--)
 				;
 			if (j > 0 && loose_attribution(&l[j - 1]))
 				m = j - 1;
+			tail = 1;
+		} else if ((keep = share_line(&l[i])) != 0) {
+			l[i].len = rtrim_dash(l[i].s, keep);
+			l[m++] = l[i];
+			k = 1;
 			tail = 1;
 		} else if ((k = on_wrote(l, i, n)) != 0)
 			tail = 1;
@@ -511,7 +534,9 @@ reply_extract(const char *text, size_t len, struct reply_result *out)
 			;
 		if (j == n || !is_quoted(&l[j]))
 			break;
-		while (j < n && (is_blank(&l[j]) || is_quoted(&l[j])))
+		while (j < n && (is_blank(&l[j]) || is_quoted(&l[j]) ||
+		    (j + 1 < n && is_quoted(&l[j + 1]) &&
+		    broken_quote(&l[j - 1], &l[j]))))
 			j++;
 		i = j;
 	}

@@ -87,6 +87,32 @@ static const struct {
 	{ "footer inside the text is kept", "I sent from my iPhone.\nSent "
 	    "from my iPhone the photo\nbelow.", "I sent from my iPhone.\nSent "
 	    "from my iPhone the photo\nbelow.", 0 },
+	{ "answer between quotes kept", "On 1 May, Dr X wrote:\n> Pain?\n"
+	    "A little\n> Fever?\nNo\n", "A little\nNo", REPLY_QUOTE },
+	{ "reply below the quote", "Hi\n\nOn 1 May, Dr X wrote:\n\n> q\n\n"
+	    "Regards, Ann", "Hi\n\nRegards, Ann", REPLY_QUOTE },
+	{ "quote broken by a wrapped URL", "Ok\n> see (http://example.org/a\n"
+	    "b=1)\n> end\n", "Ok", REPLY_QUOTE },
+	{ "quoted attribution is no shared line", "Hello\n> On 22 Aug 2015, "
+	    "X <x@example.org> wrote:\n> Hi\n", "Hello", REPLY_QUOTE },
+	{ "Gmail date first without colon", "Ok\n2011/4/7 Nat <n@example.org>"
+	    "\n\n> q\n", "Ok", REPLY_QUOTE },
+	{ "reply--- On ... wrote:", "reply--- On Wed, Apr 4, 2012 at 3:59 PM, "
+	    "me@example.org wrote:\n> Hi\n", "reply", REPLY_QUOTE },
+	{ "Reply Message dashed title", "Ok\n\n-----Reply Message-----\nx\n",
+	    "Ok", REPLY_QUOTE },
+	{ "long dashed rule is text", "Below:\n------------------------- Enter "
+	    "Feedback -------------------------\nGood", "Below:\n"
+	    "------------------------- Enter Feedback -------------------------"
+	    "\nGood", 0 },
+	{ "Date: first header block", "Ok\n\nDate: Wed, 16 May 2012\nFrom: "
+	    "x@example.org\n", "Ok", REPLY_QUOTE },
+	{ "Dutch Op ... geschreven:", "Ja\nOp 17-feb.-2015, om 13:18 heeft X "
+	    "<x@example.nl> het volgende geschreven:\nold\n", "Ja",
+	    REPLY_QUOTE },
+	{ "Polymail attribution with blank lines", "Ok\n\nOn Tue, Apr 11, "
+	    "2017 at 10:07 PM John\n\n<\nmailto:John <j@example.org>\n"
+	    "> wrote:\nold\n", "Ok", REPLY_QUOTE },
 	{ "On without wrote: is text", "On Monday I feel better.\nThanks:",
 	    "On Monday I feel better.\nThanks:", 0 },
 };
