@@ -42,7 +42,8 @@ static int	 loose_attribution(const struct line *);
 static int	 is_blank(const struct line *);
 static int	 broken_quote(const struct line *, const struct line *);
 static int	 is_quoted(const struct line *);
-static int	 on_wrote_text(const char *, size_t);
+static int	 has_time(const char *, size_t);
+static int	 on_wrote_text(const char *, size_t, size_t);
 static size_t	 on_wrote(const struct line *, size_t, size_t);
 static size_t	 share_line(const struct line *);
 static int	 header_word(const struct line *, const char *const *);
@@ -76,7 +77,7 @@ static const char *const wrote_words[] = {
 static const char *const from_words[] = {
 	"from", "von", "de", "van", "fra", "fr\xc3\xa5n", "od", "da",
 	"t\xe1\xbb\xab",		/* từ */
-	"\xd0\xbe\xd1\x82",		/* от */
+	"\xd0\xbe\xd1\x82", "\xd0\x9e\xd1\x82",	/* от, От */
 	NULL
 };
 
@@ -93,6 +94,11 @@ static const char *const hdr_words[] = {
 	"wys\xc5\x82" "ane", "do", "temat",
 	"g\xe1\xbb\xad" "i", "g\xe1\xbb\xad" "i l\xc3\xba" "c",
 	"\xc4\x91\xe1\xba\xbfn", "ch\xe1\xbb\xa7 \xc4\x91\xe1\xbb\x81",
+	/* отправлено, Отправлено, кому, Кому, тема, Тема */
+	"\xd0\xbe\xd1\x82\xd0\xbf\xd1\x80\xd0\xb0\xd0\xb2\xd0\xbb\xd0\xb5\xd0\xbd\xd0\xbe",
+	"\xd0\x9e\xd1\x82\xd0\xbf\xd1\x80\xd0\xb0\xd0\xb2\xd0\xbb\xd0\xb5\xd0\xbd\xd0\xbe",
+	"\xd0\xba\xd0\xbe\xd0\xbc\xd1\x83", "\xd0\x9a\xd0\xbe\xd0\xbc\xd1\x83",
+	"\xd1\x82\xd0\xb5\xd0\xbc\xd0\xb0", "\xd0\xa2\xd0\xb5\xd0\xbc\xd0\xb0",
 	"inviato", "oggetto", "a", "enviado", "para", "asunto", "assunto",
 	NULL
 };
@@ -241,13 +247,28 @@ is_quoted(const struct line *l)
 	return i < l->len && l->s[i] == '>';
 }
 
+/* Does s[0..n) hold a time of day, "14:00"? */
+static int
+has_time(const char *s, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; i + 5 <= n; i++)
+		if (s[i] >= '0' && s[i] <= '9' && s[i + 1] >= '0' &&
+		    s[i + 1] <= '9' && s[i + 2] == ':' && s[i + 3] >= '0' &&
+		    s[i + 3] <= '9' && s[i + 4] >= '0' && s[i + 4] <= '9')
+			return 1;
+	return 0;
+}
+
 /*
  * Is s[0..n) an attribution: "On <date>, <name> wrote:" in one of the
  * languages, or "2014-10-17 11:28 GMT+03:00 Name <addr>:" (Gmail's
- * date-first form)?  It must end with a colon.
+ * date-first form), or any line with a time and an address ending in a
+ * colon?  It must end with a colon.
  */
 static int
-on_wrote_text(const char *s, size_t n)
+on_wrote_text(const char *s, size_t n, size_t lines)
 {
 	size_t	 i, o;
 
@@ -265,7 +286,14 @@ on_wrote_text(const char *s, size_t n)
 				return 1;
 		return 0;
 	}
+	/* Without an "On" to anchor it, a form spans at most two lines. */
+	if (lines > 2)
+		return 0;
 	if (s[0] >= '0' && s[0] <= '9' && memchr(s, '@', n) != NULL)
+		return 1;
+	/* "Thu, 26 Jun 2014 14:00:51 +0400 от Name <addr>:" (mail.ru) */
+	if (lines == 1 && n >= 20 && memchr(s, '@', n) != NULL &&
+	    has_time(s, n))
 		return 1;
 	return 0;
 }
@@ -292,7 +320,7 @@ on_wrote(const struct line *l, size_t i, size_t n)
 			buf[used++] = ' ';
 		memcpy(buf + used, c->s, c->len);
 		used += c->len;
-		if (on_wrote_text(buf, used))
+		if (on_wrote_text(buf, used, k + 1))
 			return k + 1;
 	}
 	return 0;
@@ -312,7 +340,7 @@ share_line(const struct line *l)
 	for (p = 1; p + 3 < l->len; p++)
 		if ((l->s[p - 1] == ' ' || l->s[p - 1] == '-') &&
 		    memcmp(l->s + p, "On ", 3) == 0 &&
-		    on_wrote_text(l->s + p, l->len - p))
+		    on_wrote_text(l->s + p, l->len - p, 1))
 			return p;
 	return 0;
 }

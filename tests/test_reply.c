@@ -113,6 +113,14 @@ static const struct {
 	{ "Polymail attribution with blank lines", "Ok\n\nOn Tue, Apr 11, "
 	    "2017 at 10:07 PM John\n\n<\nmailto:John <j@example.org>\n"
 	    "> wrote:\nold\n", "Ok", REPLY_QUOTE },
+	{ "mail.ru time and address", "Ok\n\nThu, 26 Jun 2014 14:00:51 +0400 "
+	    "\xd0\xbe\xd1\x82 A <a@example.ru>:\n> old\n", "Ok", REPLY_QUOTE },
+	{ "Russian \xd0\x9e\xd1\x82/\xd0\x9a\xd0\xbe\xd0\xbc\xd1\x83",
+	    "Ok\n\n\xd0\x9e\xd1\x82: A\n\xd0\x9a\xd0\xbe\xd0\xbc\xd1\x83: B\n",
+	    "Ok", REPLY_QUOTE },
+	{ "text before an attribution is not joined to it", "Call me at 10:30 "
+	    "on a@example.org\n\nOn 1 May, X wrote:\nold", "Call me at 10:30 "
+	    "on a@example.org", REPLY_QUOTE },
 	{ "On without wrote: is text", "On Monday I feel better.\nThanks:",
 	    "On Monday I feel better.\nThanks:", 0 },
 };
