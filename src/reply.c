@@ -237,6 +237,10 @@ is_blank(const struct line *l)
 	return 1;
 }
 
+/*
+ * Does l start with a quote marker?  ">>> http://example.com <<<" is
+ * an advert's arrows around a link, not a quote.
+ */
 static int
 is_quoted(const struct line *l)
 {
@@ -244,7 +248,11 @@ is_quoted(const struct line *l)
 
 	while (i < l->len && (l->s[i] == ' ' || l->s[i] == '\t'))
 		i++;
-	return i < l->len && l->s[i] == '>';
+	if (i >= l->len || l->s[i] != '>')
+		return 0;
+	return !(l->len - i <= JOINMAX && l->len - i >= 6 &&
+	    memcmp(l->s + i, ">>>", 3) == 0 &&
+	    memmem(l->s + i, l->len - i, "<<<", 3) != NULL);
 }
 
 /* Does s[0..n) hold a time of day, "14:00"? */

@@ -121,6 +121,8 @@ static const struct {
 	{ "text before an attribution is not joined to it", "Call me at 10:30 "
 	    "on a@example.org\n\nOn 1 May, X wrote:\nold", "Call me at 10:30 "
 	    "on a@example.org", REPLY_QUOTE },
+	{ ">>> link <<< is no quote", "Visit\n>>> http://example.org <<<\n"
+	    "now", "Visit\n>>> http://example.org <<<\nnow", 0 },
 	{ "On without wrote: is text", "On Monday I feel better.\nThanks:",
 	    "On Monday I feel better.\nThanks:", 0 },
 };

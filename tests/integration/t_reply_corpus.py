@@ -7,10 +7,11 @@ built src/sealpost-extract and compares with the expected text the way
 the case says (`strip`, `html_to_text_then_remove_all_whitespace`,
 `checks_only`).  .eml inputs: the first text/plain part, decoded.
 
-Our policy differs from talon's in one intended way: we drop signatures
+Our policy differs from talon's in intended ways: we drop signatures
 ("-- " and below) and mobile footers ("Sent from my iPhone") that talon
-keeps.  For the cases listed in tests/data/reply-policy.md the expected
-text is taken with those lines removed; nothing else is adjusted.
+keeps, and a forwarded message below the patient's note.  For the cases
+listed in tests/data/reply-policy.md the expected text is taken with
+those lines removed; nothing else is adjusted.
 
 Every case is a TAP comment (pass/fail); the test points are: no case
 crashed or failed to run, and the pass rate is at least THRESHOLD.
@@ -29,20 +30,25 @@ import sealpost_test as st  # noqa: E402
 
 CORPUS = os.environ.get("SEALPOST_REPLY_CORPUS",
                         "/work/shared/corpora/replies")
-THRESHOLD = 90   # the measured rate, rounded down to a whole percent
+THRESHOLD = 92   # the measured rate, rounded down to a whole percent
 
 FOOTER = re.compile(r"^\s*(Sent from my |Sent with Sparrow|Get Outlook for )")
 
 
 def policy_cases():
-    """Case ids listed in tests/data/reply-policy.md ("- `id`: ...")."""
+    """{case id: kind} from tests/data/reply-policy.md: list items
+    "- `id`: ..." under a "## signature" or "## forward" heading."""
     path = os.path.join(st.SRCDIR, "tests", "data", "reply-policy.md")
-    ids = set()
+    ids = {}
+    kind = None
     with open(path, encoding="utf-8") as f:
         for line in f:
+            h = re.match(r"^## (\w+)", line)
+            if h:
+                kind = h.group(1).lower()
             m = re.match(r"^- `([^`]+)`", line)
-            if m:
-                ids.add(m.group(1))
+            if m and kind in ("signature", "forward"):
+                ids[m.group(1)] = kind
     return ids
 
 
@@ -56,6 +62,18 @@ def without_signature(text):
     while lines and (not lines[-1].strip() or FOOTER.match(lines[-1])):
         lines.pop()
     return "\n".join(lines)
+
+
+FORWARD = re.compile(r"^-+ ?Forwarded message ?-+\s*$")
+
+
+def without_forward(text):
+    """text up to a "---------- Forwarded message ---------" line."""
+    lines = text.split("\n")
+    for i, l in enumerate(lines):
+        if FORWARD.match(l.strip()):
+            return "\n".join(lines[:i])
+    return text
 
 
 def first_text_plain(raw):
@@ -85,7 +103,7 @@ def main():
         cases = json.load(f)
     policy = policy_cases()
     known = {c["id"] for c in cases}
-    tap.ok(policy <= known, "every policy case is in the corpus")
+    tap.ok(set(policy) <= known, "every policy case is in the corpus")
 
     passed = crashed = 0
     failures = []
@@ -120,8 +138,10 @@ def main():
             with open(os.path.join(CORPUS, c["expected_path"]),
                       encoding="utf-8") as f:
                 want = f.read()
-            if c["id"] in policy:
+            if policy.get(c["id"]) == "signature":
                 want = without_signature(want)
+            elif policy.get(c["id"]) == "forward":
+                want = without_forward(want)
             if c["compare"] == "strip":
                 good = got.strip() == want.strip()
             else:
