@@ -25,6 +25,7 @@
 #define JOINMAX		1024	/* bytes of joined lines a rule looks at */
 #define SHAREMAX	2000	/* longest line searched for an inline "On" */
 #define ATTRLINES	6	/* lines an attribution may be wrapped over */
+#define WROTETAIL	256	/* bytes at an attribution's end holding "wrote" */
 #define HDRLOOK		6	/* lines after "From:" searched for "Sent:" */
 
 struct line {
@@ -289,8 +290,11 @@ on_wrote_text(const char *s, size_t n, size_t lines)
 		if (prefix_ci(s, n, on_words[i]))
 			break;
 	if (on_words[i] != NULL) {
+		/* The verb is near the end: "schreef Name <addr>:" at most. */
+		size_t	 from = n > WROTETAIL ? n - WROTETAIL : 0;
+
 		for (i = 0; wrote_words[i] != NULL; i++)
-			if (contains_ci(s, n, wrote_words[i]))
+			if (contains_ci(s + from, n - from, wrote_words[i]))
 				return 1;
 		return 0;
 	}
@@ -330,6 +334,9 @@ on_wrote(const struct line *l, size_t i, size_t n)
 		used += c->len;
 		if (on_wrote_text(buf, used, k + 1))
 			return k + 1;
+		/* A colon ends the candidate: more lines make it no better. */
+		if (rtrim(buf, used) > 0 && buf[rtrim(buf, used) - 1] == ':')
+			return 0;
 	}
 	return 0;
 }

@@ -207,6 +207,10 @@ test_huge(void)
 	static const char *const unit[] = {
 		"text line On x On y On z\n", "> q\n", "&amp;<p>a</p>",
 		"From: x\n", "On ",
+		"On a long line that ends in a colon but names no verb at all "
+		    "and goes on and on and on and on and on and on and on:\n",
+		"-- long signature-like line, a rule checked word by word "
+		    "against every separator phrase there is, over and over\n",
 	};
 	size_t	 big = 5 << 20, i, j, u;
 
