@@ -542,7 +542,8 @@ reply_extract(const char *text, size_t len, struct reply_result *out)
 
 	/*
 	 * Keep lines up to the first that starts quoted history, compacting
-	 * l[] in place (m <= i, and the rules only read at or after i).
+	 * l[] in place: m <= i, the rules read l[i] onwards and the look-back
+	 * for a loose attribution reads kept lines only.
 	 * History made of "> " lines only, followed by more unquoted text,
 	 * is a reply written between or below the quotes: keep scanning.
 	 */
