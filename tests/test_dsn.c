@@ -247,7 +247,6 @@ static void	 test_hostile(void);
 static void	 test_many_rcpts(void);
 static void	 test_msgids(void);
 static void	 test_missing_parts(void);
-static char	*self_exe(void);
 static void	 test_sandbox(const char *);
 
 /* Read tests/data/dsn/<name>, exactly its size (no slack to read into). */
@@ -982,19 +981,6 @@ test_missing_parts(void)
 		    why != NULL ? why : "no reason");
 		free(buf);
 	}
-}
-
-/* The absolute path of this test program. */
-static char *
-self_exe(void)
-{
-	char	 buf[4096];
-	ssize_t	 n;
-
-	if ((n = readlink("/proc/self/exe", buf, sizeof(buf) - 1)) <= 0)
-		return NULL;
-	buf[n] = '\0';
-	return xstrdup(buf);
 }
 
 /* Through the parse child: the same reports, the crash input stopped. */

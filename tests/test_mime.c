@@ -59,7 +59,6 @@ static void	 test_golden(void);
 static void	 test_prefilter(void);
 static void	 test_hostile(void);
 static void	 test_content_rules(void);
-static char	*self_exe(void);
 static int	 proc_has(long, const char *, const char *);
 static void	 proc_limit(long, const char *, char *, size_t);
 static int	 doc_equal(const struct letter_doc *,
@@ -547,19 +546,6 @@ test_content_rules(void)
 	    strcmp(doc->att[0].filename, "a__b.txt") == 0,
 	    "filename: C0 and C1 controls replaced");
 	letter_doc_free(&doc);
-}
-
-/* The absolute path of this test program. */
-static char *
-self_exe(void)
-{
-	char	 buf[4096];
-	ssize_t	 n;
-
-	if ((n = readlink("/proc/self/exe", buf, sizeof(buf) - 1)) <= 0)
-		return NULL;
-	buf[n] = '\0';
-	return xstrdup(buf);
 }
 
 /* Does /proc/<pid>/<file> contain `line'? */

@@ -8,11 +8,13 @@
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "util.h"
 
 __attribute__((unused)) static char	*srcdir_file(const char *);
 __attribute__((unused)) static char	*read_file(const char *, size_t *);
+__attribute__((unused)) static char	*self_exe(void);
 
 /* A path in the source tree. */
 static char *
@@ -60,6 +62,19 @@ read_file(const char *path, size_t *lenp)
 	buf[len] = '\0';
 	*lenp = len;
 	return buf;
+}
+
+/* The absolute path of this test program. */
+static char *
+self_exe(void)
+{
+	char	 buf[4096];
+	ssize_t	 n;
+
+	if ((n = readlink("/proc/self/exe", buf, sizeof(buf) - 1)) <= 0)
+		return NULL;
+	buf[n] = '\0';
+	return xstrdup(buf);
 }
 
 #endif
