@@ -99,6 +99,14 @@ static const char	*config_check_hostname(const char *);
 static const char	*config_check_hostname_or_empty(const char *);
 static const char	*config_check_relay_tls(const char *);
 static const char	*config_check_username(const char *);
+static const char	*config_check_mailbox(const char *);
+static const char	*config_check_forward(const char *);
+static const char	*config_check_types(const char *);
+
+/* Documents and pictures a patient sends from a phone. */
+#define REPLIES_ATTACHMENT_TYPES					\
+	"application/pdf, image/jpeg, image/png, image/gif, image/heic, "	\
+	"image/heif, image/webp, text/plain"
 
 static const struct config_option *config_find(const char *, const char *);
 static int	 config_index(const struct config_option *);
@@ -275,6 +283,83 @@ static const struct config_option config_options[] = {
 	STR("callbacks", "ca_file", "", 0, config_check_path_or_empty,
 	    callbacks_ca_file, "PEM trust anchors for callback URLs; empty = "
 	    "system trust store"),
+
+	/* [imap] */
+	STR("imap", "host", "", 0, config_check_hostname_or_empty, imap_host,
+	    "IMAP server holding the practice's reply mailbox; empty = no "
+	    "IMAP intake"),
+	INT("imap", "port", "993", 1, 65535, 0, imap_port, "IMAP port"),
+	STR("imap", "tls", "implicit", 0, config_check_relay_tls, imap_tls,
+	    "implicit (port 993), starttls or none (loopback test servers "
+	    "only, with allow_plaintext)"),
+	BOOL("imap", "allow_plaintext", "no", 0, imap_allow_plaintext,
+	    "allow tls = none to a loopback IMAP server"),
+	STR("imap", "tls_name", "", 0, config_check_hostname_or_empty,
+	    imap_tls_name, "name the IMAP server certificate must carry "
+	    "(and SNI); empty = host"),
+	STR("imap", "ca_file", "", 0, config_check_path_or_empty,
+	    imap_ca_file, "PEM trust anchors for the IMAP server; empty = "
+	    "system trust store"),
+	STR("imap", "username", "", 0, config_check_username, imap_username,
+	    "IMAP login name"),
+	STR("imap", "password_file", "", 0, config_check_path_or_empty,
+	    imap_password_file, "file holding the IMAP password; empty = "
+	    "systemd credential imap.password"),
+	STR("imap", "mailbox", "INBOX", 0, config_check_mailbox, imap_mailbox,
+	    "the mailbox replies arrive in"),
+	STR("imap", "processed_folder", "sealpost-processed", 0,
+	    config_check_mailbox, imap_processed_folder,
+	    "where a message is moved once it is committed"),
+	STR("imap", "aside_folder", "sealpost-too-large", 0,
+	    config_check_mailbox, imap_aside_folder,
+	    "where a message too large to take in is moved (and quarantined)"),
+	STR("imap", "practice", "", 0, config_check_hostname_or_empty,
+	    imap_practice, "domain of the practice this mailbox serves; "
+	    "empty = the practice of the reply address"),
+	BOOL("imap", "idle", "yes", 0, imap_idle,
+	    "wait with IDLE when the server offers it"),
+	DUR("imap", "poll_interval", "1m", 1, 3600, 0, imap_poll_interval,
+	    "time between checks without IDLE"),
+	DUR("imap", "idle_restart", "25m", 10, 1740, 0, imap_idle_restart,
+	    "renew IDLE after this long (below the 29 minutes of RFC 2177)"),
+	DUR("imap", "connect_timeout", "30s", 1, 600, 0,
+	    imap_connect_timeout, "connect, greeting and TLS handshake"),
+	DUR("imap", "command_timeout", "1m", 1, 3600, 0,
+	    imap_command_timeout, "reply to each IMAP command"),
+
+	/* [lmtp] */
+	STR("lmtp", "listen", "", 0, config_check_listen, lmtp_listen,
+	    "LMTP address host:port for the practice's own MX; empty = off"),
+	DUR("lmtp", "timeout", "5m", 1, 3600, 1, lmtp_timeout,
+	    "idle time allowed per LMTP command"),
+	INT("lmtp", "max_sessions", "20", 1, 10000, 1, lmtp_max_sessions,
+	    "most concurrent LMTP sessions"),
+
+	/* [replies] */
+	STR("replies", "authserv_id", "", 0, config_check_hostname_or_empty,
+	    replies_authserv_id, "authserv-id of the receiving MX whose "
+	    "Authentication-Results are trusted; empty = none"),
+	BOOL("replies", "authserv_topmost", "no", 1, replies_authserv_topmost,
+	    "trust the topmost Authentication-Results whatever its id "
+	    "(providers that write none, such as Microsoft 365)"),
+	STR("replies", "forward", "smtp", 0, config_check_forward,
+	    replies_forward, "how a filed reply reaches the clinician: smtp "
+	    "(through the relay), imap (APPEND to append_folder) or none"),
+	STR("replies", "append_folder", "sealpost-replies", 0,
+	    config_check_mailbox, replies_append_folder,
+	    "forward = imap: the shared folder replies are appended to"),
+	DUR("replies", "ack_window", "1d", 0, 30 * 86400, 1,
+	    replies_ack_window, "at most one auto-acknowledgement per thread "
+	    "in this time; 0 = every reply"),
+	STR("replies", "red_flags_file", "", 0, config_check_path_or_empty,
+	    replies_red_flags_file, "phrases that mark a reply urgent, one a "
+	    "line; empty = the built-in list"),
+	STR("replies", "attachment_types", REPLIES_ATTACHMENT_TYPES, 0,
+	    config_check_types, replies_attachment_types,
+	    "comma-separated media types a filed reply may carry; others "
+	    "quarantine the reply"),
+	SIZE("replies", "max_size", "25M", KIB, GIB, 1, replies_max_size,
+	    "largest reply message taken in"),
 };
 
 #undef F
@@ -382,6 +467,64 @@ config_check_username(const char *s)
 	for (p = (const unsigned char *)s; *p != '\0'; p++) {
 		if (*p <= 0x20 || *p >= 0x7f)
 			return "user name must be printable ASCII, no spaces";
+	}
+	return NULL;
+}
+
+/* An IMAP mailbox name: printable ASCII, no quotes, backslash or '*%'. */
+static const char *
+config_check_mailbox(const char *s)
+{
+	const unsigned char	*p;
+
+	if (*s == '\0')
+		return "empty mailbox name";
+	if (strlen(s) > 200)
+		return "mailbox name longer than 200";
+	for (p = (const unsigned char *)s; *p != '\0'; p++) {
+		if (*p < 0x20 || *p >= 0x7f || *p == '"' || *p == '\\' ||
+		    *p == '*' || *p == '%')
+			return "mailbox name must be printable ASCII without "
+			    "quotes, backslash, '*' or '%'";
+	}
+	return NULL;
+}
+
+static const char *
+config_check_forward(const char *s)
+{
+	if (strcmp(s, "smtp") == 0 || strcmp(s, "imap") == 0 ||
+	    strcmp(s, "none") == 0)
+		return NULL;
+	return "must be smtp, imap or none";
+}
+
+/* Comma-separated media types "type/subtype" (lower-case ASCII). */
+static const char *
+config_check_types(const char *s)
+{
+	const char	*p = s, *e, *slash;
+
+	if (strlen(s) > 4096)
+		return "type list longer than 4096";
+	while (*p != '\0') {
+		while (*p == ' ' || *p == ',')
+			p++;
+		if (*p == '\0')
+			break;
+		e = p + strcspn(p, ",");
+		while (e > p && e[-1] == ' ')
+			e--;
+		slash = memchr(p, '/', (size_t)(e - p));
+		if (slash == NULL || slash == p || slash + 1 == e)
+			return "each entry must be a media type type/subtype";
+		for (; p < e; p++) {
+			if (!((*p >= 'a' && *p <= 'z') ||
+			    (*p >= '0' && *p <= '9') || strchr("/.+-", *p)))
+				return "media types are lower-case "
+				    "type/subtype";
+		}
+		p = e;
 	}
 	return NULL;
 }
@@ -1019,6 +1162,20 @@ config_validate(struct config_parse *p)
 
 	config_validate_listener(p, "http");
 	config_validate_listener(p, "smtp");
+	if (*p->cfg->lmtp_listen != '\0') {
+		char	*host;
+		int	 port;
+
+		if (config_split_listen(p->cfg->lmtp_listen, &host, &port)
+		    != NULL)
+			log_panic("config: [lmtp] listen passed its check");
+		if (!util_is_loopback(host))
+			config_opt_error(p, config_line_of(p, "lmtp", "listen"),
+			    config_find("lmtp", "listen"), "LMTP has no TLS "
+			    "or authentication: listen on loopback only, next "
+			    "to the MX");
+		free(host);
+	}
 
 	if (*c->http_listen != '\0' &&
 	    strcmp(c->http_listen, c->smtp_listen) == 0) {
@@ -1052,6 +1209,27 @@ config_validate(struct config_parse *p)
 			config_opt_error(p, line, config_find("relay", "tls"),
 			    "none is allowed only to a loopback smarthost");
 	}
+	if (strcmp(c->imap_tls, "none") == 0 && *c->imap_host != '\0') {
+		line = config_line_of(p, "imap", "tls");
+		if (!c->imap_allow_plaintext)
+			config_opt_error(p, line, config_find("imap", "tls"),
+			    "none needs allow_plaintext = yes");
+		else if (!util_is_loopback(c->imap_host))
+			config_opt_error(p, line, config_find("imap", "tls"),
+			    "none is allowed only to a loopback IMAP server");
+	}
+	if (*c->imap_host != '\0' && *c->imap_username == '\0')
+		config_opt_error(p, config_line_of(p, "imap", "host"),
+		    config_find("imap", "username"),
+		    "needed when [imap] host is set");
+	if (strcmp(c->imap_processed_folder, c->imap_mailbox) == 0)
+		config_opt_error(p, config_line_of(p, "imap",
+		    "processed_folder"), config_find("imap", "processed_folder"),
+		    "must differ from mailbox");
+	if (strcmp(c->replies_forward, "imap") == 0 && *c->imap_host == '\0')
+		config_opt_error(p, config_line_of(p, "replies", "forward"),
+		    config_find("replies", "forward"),
+		    "imap needs an [imap] host");
 }
 
 /* Load and validate a file. */

@@ -83,6 +83,42 @@ struct config {
 	/* [callbacks] */
 	int64_t		 callbacks_timeout;
 	char		*callbacks_ca_file;	/* "" = system store */
+
+	/* [imap] the practice's reply mailbox (fetch.c) */
+	char		*imap_host;		/* "" = no IMAP intake */
+	int64_t		 imap_port;
+	char		*imap_tls;		/* implicit | starttls | none */
+	int		 imap_allow_plaintext;	/* tls none, loopback only */
+	char		*imap_tls_name;		/* "" = host */
+	char		*imap_ca_file;		/* "" = system store */
+	char		*imap_username;
+	char		*imap_password_file;	/* "" = credential imap.password */
+	char		*imap_mailbox;		/* watched, e.g. INBOX */
+	char		*imap_processed_folder;	/* handled messages go here */
+	char		*imap_aside_folder;	/* too large to take in */
+	char		*imap_practice;		/* practice domain; "" = by the
+						   reply address's domain */
+	int		 imap_idle;		/* use IDLE when offered */
+	int64_t		 imap_poll_interval;	/* seconds, without IDLE */
+	int64_t		 imap_idle_restart;	/* re-IDLE after, < 29 min */
+	int64_t		 imap_connect_timeout;
+	int64_t		 imap_command_timeout;
+
+	/* [lmtp] */
+	char		*lmtp_listen;		/* "host:port", "" = off */
+	int64_t		 lmtp_timeout;
+	int64_t		 lmtp_max_sessions;
+
+	/* [replies] */
+	char		*replies_authserv_id;	/* trusted A-R id; "" = none */
+	int		 replies_authserv_topmost; /* trust the topmost A-R
+						   whatever its id (M365) */
+	char		*replies_forward;	/* smtp | imap | none */
+	char		*replies_append_folder;	/* forward = imap: the folder */
+	int64_t		 replies_ack_window;	/* one auto-ack per thread */
+	char		*replies_red_flags_file;	/* "" = built-in list */
+	char		*replies_attachment_types; /* allow-list of types */
+	int64_t		 replies_max_size;	/* largest reply taken in */
 };
 
 /*

@@ -57,6 +57,11 @@ struct store_practice {
 	char		*reply_domain;		/* NULL: domain */
 	char		*postal_address;	/* paper letter header; NULL */
 	char		*phone;			/* contact routes; NULL */
+	/* schema 3 */
+	char		*team_email;		/* replies when the clinician is
+						   absent; NULL: failsafe_email */
+	char		*duty_email;		/* red-flag alerts; NULL:
+						   team_email */
 };
 
 struct store_clinician {
@@ -168,6 +173,8 @@ struct store_letter {
 	unsigned char	 sealed_sha256[32];
 	struct store_delivery *deliveries;
 	size_t		 ndeliveries;
+	/* schema 3 */
+	int64_t		 closed;		/* thread closed at; 0: open */
 };
 
 struct store_stats {
@@ -270,7 +277,8 @@ int	 store_stats(struct store *, struct store_stats *, const char **error_r);
 /*
  * Set one field of a party; value NULL clears it (where NULL is allowed).
  * practice: "content_policy" ("full"|"notify"), "failsafe_email",
- *   "reply_domain", "postal_address", "phone".
+ *   "reply_domain", "postal_address", "phone", "team_email", "duty_email".
+ * clinician: "active" ("0"|"1": absent or left = 0), "email".
  * patient: "email" (also clears verified), "postal_address",
  *   "verified" ("0"|"1"), "consent" ("0"|"1"), "shared_ok" ("0"|"1").
  * client: "callback_url".  The callback token goes through
@@ -283,6 +291,8 @@ int	 store_practice_set(struct store *, int64_t id, const char *field,
 int	 store_patient_set(struct store *, int64_t id, const char *field,
 	    const char *value, const char **error_r);
 int	 store_client_set(struct store *, int64_t id, const char *field,
+	    const char *value, const char **error_r);
+int	 store_clinician_set(struct store *, int64_t id, const char *field,
 	    const char *value, const char **error_r);
 int	 store_client_set_callback_token(struct store *, int64_t id,
 	    const unsigned char *wrapped, size_t len, const char **error_r);
@@ -536,6 +546,210 @@ int	 store_paper_get(struct store *, int64_t letter_id,
 int	 store_paper_printed(struct store *, int64_t letter_id,
 	    const char *actor, const char **error_r);
 int	 store_paper_done(struct store *, int64_t letter_id, const char *actor,
+	    const char **error_r);
+
+/* --- replies (schema 3) ------------------------------------------------- */
+
+/*
+ * A reply is a message that came in for a thread (a thread is a letter:
+ * its id is the letter id).  Every reply is stored, sealed: the JSON
+ * document "sealpost-reply/1" (intake.h) holding the new text, the whole
+ * body, the attachments and the original message, sealed for the
+ * thread's clinician and the practice archive (a quarantined reply
+ * without a thread: the archive only).  In clear: ids, states, the
+ * From address, the patient's Message-ID, times, reasons (no content).
+ *
+ *   filed        matched a thread and passed every check
+ *   quarantined  for staff: a check failed (reason says which)
+ *   rejected     staff decided it is not for the record (audited)
+ *
+ *   quarantined --file (sealpostctl quarantine file)--> filed
+ *   quarantined --reject--> rejected
+ *
+ * Duplicates: (practice_id, dedup) is unique.  dedup is SHA-256 over the
+ * Message-ID (else the raw message) and the thread matched, so the same
+ * message fetched twice (a crash between commit and IMAP move, a
+ * UIDVALIDITY change) is recognised and never filed twice.
+ */
+#define STORE_RS_FILED		"filed"
+#define STORE_RS_QUARANTINED	"quarantined"
+#define STORE_RS_REJECTED	"rejected"
+
+/* Mails a reply causes (queued in the same transaction). */
+#define STORE_RM_FORWARD	"forward"	/* the reply to the clinician
+						   (or team): content */
+#define STORE_RM_APPEND		"append"	/* the same by IMAP APPEND */
+#define STORE_RM_ACK		"ack"		/* safety-net acknowledgement
+						   to the patient: no content */
+#define STORE_RM_REDFLAG	"redflag"	/* alert to the duty address:
+						   ids only, no content */
+#define STORE_RM_CONTACT	"contact"	/* polite auto-reply to a
+						   reply we cannot file: the
+						   practice's contact routes */
+#define STORE_RM_QUARANTINE	"quarantine"	/* alert to the team address:
+						   a reply waits in quarantine */
+
+struct store_reply_mail_new {
+	const char	*kind;			/* STORE_RM_* */
+	const char	*to;			/* addr-spec; NULL for append */
+	int64_t		 clinician_id;		/* forward: to whom; 0 team */
+};
+
+struct store_reply_new {
+	/* in */
+	int64_t		 practice_id;
+	int64_t		 letter_id;		/* thread; 0: none matched */
+	int64_t		 patient_id;		/* 0: unknown */
+	int64_t		 clinician_id;		/* routed to; 0: the team */
+	const char	*state;			/* filed | quarantined */
+	const char	*reason;		/* quarantine code, NULL when
+						   filed: "bad_token",
+						   "from_mismatch", ... */
+	const char	*detail;		/* human, no content */
+	const char	*sender;		/* "verified", "unverified",
+						   "mismatch", "spoof" */
+	const char	*from_addr;		/* From addr-spec or NULL */
+	const char	*message_id;		/* the patient's, or NULL */
+	const char	*source;		/* "imap" | "lmtp" */
+	unsigned char	 dedup[32];
+	int		 urgent;		/* a red flag matched */
+	int		 shared;		/* a shared family mailbox */
+	const unsigned char *sealed;		/* age blob */
+	size_t		 sealed_len;
+	int64_t		 received;		/* unix */
+	const struct store_reply_mail_new *mails;
+	size_t		 nmails;
+	/*
+	 * A mail of kind "ack" (or "contact") is queued only if no mail of
+	 * that kind for the same thread (thread 0: the same address) was
+	 * queued within the last ack_window seconds; 0: always.
+	 */
+	int64_t		 ack_window;
+	/* out */
+	int		 result;		/* STORE_REPLY_* */
+	int64_t		 reply_id;		/* new, or the first copy's */
+	int		 acked;			/* the ack/contact was queued */
+};
+
+enum store_reply_result {
+	STORE_REPLY_NEW = 0,
+	STORE_REPLY_DUPLICATE = 1		/* nothing inserted */
+};
+
+/*
+ * Commit n replies in one transaction (one fsync): the reply rows, their
+ * mails, an audit row each ("reply.filed" / "reply.quarantined", object
+ * "reply:ID", outcome the reason or "ok").  A duplicate inserts nothing
+ * for its entry.  All-or-nothing like store_letters_commit.
+ */
+int	 store_replies_commit(struct store *, struct store_reply_new *,
+	    size_t n, const char **error_r);
+
+struct store_reply {
+	int64_t		 id;
+	int64_t		 practice_id;
+	int64_t		 letter_id;		/* 0: no thread */
+	int64_t		 patient_id;		/* 0: unknown */
+	int64_t		 clinician_id;
+	char		 state[16];
+	char		 reason[48];		/* "" when filed */
+	char		 detail[200];
+	char		 sender[16];
+	char		 from_addr[256];
+	char		 message_id[256];
+	char		 source[8];
+	int		 urgent;
+	int		 shared;
+	int64_t		 received;
+	int64_t		 created;
+	int64_t		 decided;		/* filed/rejected by staff at */
+	char		 decided_by[64];
+	size_t		 sealed_len;
+};
+
+int	 store_reply_get(struct store *, int64_t id, struct store_reply *,
+	    const char **error_r);
+/* The sealed document, malloc'd. */
+int	 store_reply_sealed(struct store *, int64_t id, unsigned char **blob,
+	    size_t *len, const char **error_r);
+/*
+ * Replies in id order after since_id: practice_id 0 = all, letter_id 0 =
+ * any thread, states NULL = every state ('|'-separated otherwise), max 0 =
+ * no limit.  *rows is an array of *n (free()).
+ */
+int	 store_replies_list(struct store *, int64_t practice_id,
+	    int64_t letter_id, const char *states, int64_t since_id,
+	    size_t max, struct store_reply **rows, size_t *n,
+	    const char **error_r);
+
+/*
+ * Staff decisions on a quarantined reply (STORE_NOTFOUND unless it is
+ * quarantined).  File: to thread letter_id (its patient), resealed for
+ * that thread's clinician + archive (sealed: the new blob), state filed,
+ * the given mails queued; reject: state rejected with reason.  Both set
+ * decided/decided_by and write an audit row ("reply.file" /
+ * "reply.reject", actor).
+ */
+int	 store_reply_file(struct store *, int64_t id, int64_t letter_id,
+	    int64_t clinician_id, const unsigned char *sealed,
+	    size_t sealed_len, const struct store_reply_mail_new *mails,
+	    size_t nmails, const char *actor, const char **error_r);
+int	 store_reply_reject(struct store *, int64_t id, const char *reason,
+	    const char *actor, const char **error_r);
+
+/*
+ * Matching by In-Reply-To/References: the delivery that sent the
+ * Message-ID msgid ("<...>"), with its letter and patient.  NOTFOUND if
+ * none.
+ */
+int	 store_delivery_by_message_id(struct store *, const char *msgid,
+	    int64_t *delivery_id, int64_t *letter_id, int64_t *patient_id,
+	    const char **error_r);
+
+/* Close a thread: later replies are quarantined ("thread_closed"). */
+int	 store_letter_close(struct store *, int64_t letter_id,
+	    const char *actor, const char **error_r);
+
+/* One mail a reply caused, claimed for sending. */
+struct store_reply_mail {
+	int64_t		 id;
+	int64_t		 reply_id;
+	int64_t		 practice_id;
+	int64_t		 letter_id;		/* 0: none */
+	int64_t		 patient_id;		/* 0: unknown */
+	int64_t		 clinician_id;
+	char		 kind[16];		/* STORE_RM_* */
+	char		*to;			/* NULL for append */
+	int		 attempts;		/* including this one */
+	int		 urgent;
+	char		*message_id;		/* ours, stable per mail */
+	char		*in_reply_to;		/* the patient's Message-ID */
+	char		 sender[16];		/* the reply's sender mark */
+	char		 reason[48];		/* the reply's reason */
+	unsigned char	*sealed;		/* forward/append: the reply */
+	size_t		 sealed_len;
+};
+
+/*
+ * Claim up to max due reply mails (state queued -> sending, attempts + 1,
+ * a Message-ID made at the first claim and kept); urgent first.
+ */
+int	 store_reply_mails_claim(struct store *, int64_t now, size_t max,
+	    struct store_reply_mail **, size_t *n, const char **error_r);
+void	 store_reply_mails_free(struct store_reply_mail **, size_t n);
+/* state: "sent", "queued" (retry at next_attempt) or "failed". */
+int	 store_reply_mail_done(struct store *, int64_t id, const char *state,
+	    int64_t next_attempt, const char *error, const char **error_r);
+/* At start: every "sending" reply mail back to "queued". */
+int	 store_reply_mails_recover(struct store *, int64_t *n,
+	    const char **error_r);
+
+struct store_reply_stats {
+	int64_t		 filed, quarantined, rejected;
+	int64_t		 mails_queued, mails_failed;
+	int64_t		 oldest_quarantined;	/* received, 0: none */
+};
+int	 store_reply_stats(struct store *, struct store_reply_stats *,
 	    const char **error_r);
 
 #endif

@@ -779,7 +779,7 @@ test_table(void)
 	size_t	 i, j, n = config_option_count();
 	int	 dup = 0, badtype = 0, livestr = 0;
 
-	ok(n == 51, "51 options in the table (got %zu)", n);
+	ok(n == 79, "79 options in the table (got %zu)", n);
 	ok(config_option_at(n) == NULL, "config_option_at past the end");
 	for (i = 0; i < n; i++) {
 		const struct config_option_info *a = config_option_at(i);
