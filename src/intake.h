@@ -36,13 +36,11 @@
  *      token when not automatic; quarantine alert to the team address
  *   -> the outcome.
  *
- * The sealed document "sealpost-reply/1" (JSON, then age):
- *   {"format":"sealpost-reply/1","subject":"...","new_text":"...",
- *    "text":"...","html":"..."|null,"attachments":[{"filename":...,
- *    "content_type":...,"data":"<base64>"}],"removed":["quote",...],
- *    "original":"<base64 of the raw message>"}
- * (the original is kept whole, so nothing the patient wrote is lost).
- * A message the sandbox could not parse keeps "original" only.
+ * The sealed document is letter.h's "sealpost-reply/1" (struct reply_doc):
+ * the new text, the parsed content (subject, whole body, HTML,
+ * attachments) and the original message whole, so nothing the patient
+ * wrote is ever lost.  A message the sandbox could not parse keeps the
+ * original only.
  *
  * Threads: an intake is one worker's context (its own store connection
  * and parse sandbox); intake_process() blocks.  The IMAP worker owns one;
@@ -61,8 +59,6 @@ struct queue;
 struct token_keys;
 struct intake;
 struct intake_pool;
-
-#define REPLY_FORMAT		"sealpost-reply/1"
 
 struct intake_params {
 	const char	*database;

@@ -714,32 +714,29 @@ letter_doc_serialize(const struct letter_doc *doc, size_t *lenp)
 	return o.p;
 }
 
-/* Parse the sealed JSON form back into a document. */
-int
-letter_doc_parse(const char *s, size_t len, struct letter_doc **docp,
+/* A "sealpost-letter/1" object (format checked) into a document. */
+static int
+letter_doc_from_json(json_t *root, struct letter_doc **docp,
     struct letter_error *err)
 {
 	struct letter_doc *doc = NULL;
-	json_t		*root = NULL, *arr;
+	json_t		*arr;
 	const char	*v;
 	size_t		 vlen;
 	int		 r;
 
 	*docp = NULL;
-	if (err != NULL)
-		memset(err, 0, sizeof *err);
-	if (letter_load(s, len, &root, err) != 0)
-		return -1;
+	if (!json_is_object(root))
+		return letter_fail(err, 422, "invalid_field", "content",
+		    "not a JSON object");
 	if (letter_get_string(root, "format", "format", 1, &v, NULL,
 	    err) < 0)
-		goto fail;
-	if (strcmp(v, LETTER_FORMAT) != 0) {
-		letter_fail(err, 422, "unknown_format", "format",
+		return -1;
+	if (strcmp(v, LETTER_FORMAT) != 0)
+		return letter_fail(err, 422, "unknown_format", "format",
 		    "not a %s document", LETTER_FORMAT);
-		goto fail;
-	}
 	if (letter_known_keys(root, letter_doc_keys, "", err) != 0)
-		goto fail;
+		return -1;
 
 	doc = letter_doc_new();
 	if (letter_get_string(root, "subject", "subject", 1, &v, &vlen,
@@ -761,14 +758,198 @@ letter_doc_parse(const char *s, size_t len, struct letter_doc **docp,
 	if (arr != NULL && !json_is_null(arr) &&
 	    letter_get_attachments(arr, NULL, doc, err) != 0)
 		goto fail;
-	json_decref(root);
 	*docp = doc;
 	return 0;
 
 fail:
-	json_decref(root);
 	letter_doc_free(&doc);
 	return -1;
+}
+
+/* Parse the sealed JSON form back into a document. */
+int
+letter_doc_parse(const char *s, size_t len, struct letter_doc **docp,
+    struct letter_error *err)
+{
+	json_t		*root = NULL;
+	int		 r;
+
+	*docp = NULL;
+	if (err != NULL)
+		memset(err, 0, sizeof *err);
+	if (letter_load(s, len, &root, err) != 0)
+		return -1;
+	r = letter_doc_from_json(root, docp, err);
+	json_decref(root);
+	return r;
+}
+
+/* --- the reply document ("sealpost-reply/1") ---------------------------- */
+
+static const char *const reply_doc_keys[] = {
+	"format", "new_text", "removed", "original", "content", NULL
+};
+static const char *const reply_removed_names[] = {
+	"quote", "signature", "footer"		/* REPLY_* bit order */
+};
+
+/* Write (or measure) a reply document. */
+static void
+reply_emit_doc(struct letter_out *o, const struct reply_doc *rd)
+{
+	char		*b64;
+	size_t		 i;
+	int		 first = 1;
+
+	letter_emit(o, "{\"format\":", 10);
+	letter_emit_string(o, REPLY_DOC_FORMAT);
+	letter_emit(o, ",\"new_text\":", 12);
+	letter_emit_string(o, rd->new_text != NULL ? rd->new_text : "");
+	letter_emit(o, ",\"removed\":[", 12);
+	for (i = 0; i < nitems(reply_removed_names); i++) {
+		if ((rd->removed & (1u << i)) == 0)
+			continue;
+		if (!first)
+			letter_emit(o, ",", 1);
+		letter_emit_string(o, reply_removed_names[i]);
+		first = 0;
+	}
+	letter_emit(o, "],\"original\":\"", 14);
+	if (o->p == NULL)
+		o->len += (rd->original_len + 2) / 3 * 4;
+	else {
+		b64 = hash_b64_encode(rd->original != NULL ? rd->original :
+		    (const unsigned char *)"", rd->original_len);
+		letter_emit(o, b64, strlen(b64));
+		letter_wipe_string(b64);
+		free(b64);
+	}
+	letter_emit(o, "\",\"content\":", 12);
+	if (rd->content != NULL)
+		letter_emit_doc(o, rd->content);
+	else
+		letter_emit(o, "null", 4);
+	letter_emit(o, "}", 1);
+}
+
+char *
+reply_doc_serialize(const struct reply_doc *rd, size_t *lenp)
+{
+	struct letter_out	 o = { NULL, 0 };
+	size_t			 len;
+
+	if (rd->content != NULL && !letter_doc_strings_valid(rd->content))
+		return NULL;
+	if (rd->new_text != NULL &&
+	    !letter_utf8_valid(rd->new_text, strlen(rd->new_text)))
+		return NULL;
+	reply_emit_doc(&o, rd);
+	len = o.len;
+	o.p = xmalloc(len + 1);
+	o.len = 0;
+	reply_emit_doc(&o, rd);
+	if (o.len != len)
+		log_panic("letter: reply serialised %zu bytes, measured %zu",
+		    o.len, len);
+	o.p[len] = '\0';
+	if (lenp != NULL)
+		*lenp = len;
+	return o.p;
+}
+
+int
+reply_doc_parse(const char *s, size_t len, struct reply_doc **rdp,
+    struct letter_error *err)
+{
+	struct reply_doc *rd;
+	json_t		*root = NULL, *arr, *v;
+	const char	*str;
+	size_t		 slen, i, k;
+
+	*rdp = NULL;
+	if (err != NULL)
+		memset(err, 0, sizeof *err);
+	if (letter_load(s, len, &root, err) != 0)
+		return -1;
+	rd = xcalloc(1, sizeof(*rd));
+	if (letter_get_string(root, "format", "format", 1, &str, NULL,
+	    err) < 0)
+		goto fail;
+	if (strcmp(str, REPLY_DOC_FORMAT) != 0) {
+		letter_fail(err, 422, "unknown_format", "format",
+		    "not a %s document", REPLY_DOC_FORMAT);
+		goto fail;
+	}
+	if (letter_known_keys(root, reply_doc_keys, "", err) != 0)
+		goto fail;
+	if (letter_get_string(root, "new_text", "new_text", 1, &str, &slen,
+	    err) < 0)
+		goto fail;
+	rd->new_text = xstrndup(str, slen);
+	arr = json_object_get(root, "removed");
+	if (arr == NULL || !json_is_array(arr)) {
+		letter_fail(err, 422, "invalid_field", "removed",
+		    "must be an array of names");
+		goto fail;
+	}
+	json_array_foreach(arr, i, v) {
+		if (!json_is_string(v))
+			goto bad_removed;
+		for (k = 0; k < nitems(reply_removed_names); k++)
+			if (strcmp(json_string_value(v),
+			    reply_removed_names[k]) == 0)
+				break;
+		if (k == nitems(reply_removed_names))
+			goto bad_removed;
+		rd->removed |= 1u << k;
+	}
+	if (letter_get_string(root, "original", "original", 1, &str, &slen,
+	    err) < 0)
+		goto fail;
+	if (hash_b64_decode(str, slen, &rd->original, &rd->original_len)
+	    != 0) {
+		letter_fail(err, 422, "invalid_base64", "original",
+		    "not standard base64");
+		goto fail;
+	}
+	v = json_object_get(root, "content");
+	if (v == NULL) {
+		letter_fail(err, 422, "missing_field", "content",
+		    "content is required (null when unparsed)");
+		goto fail;
+	}
+	if (!json_is_null(v) && letter_doc_from_json(v, &rd->content,
+	    err) != 0)
+		goto fail;
+	json_decref(root);
+	*rdp = rd;
+	return 0;
+
+bad_removed:
+	letter_fail(err, 422, "invalid_field", "removed",
+	    "unknown name in removed");
+fail:
+	json_decref(root);
+	reply_doc_free(&rd);
+	return -1;
+}
+
+void
+reply_doc_free(struct reply_doc **rdp)
+{
+	struct reply_doc *rd;
+
+	if (rdp == NULL || (rd = *rdp) == NULL)
+		return;
+	letter_wipe_string(rd->new_text);
+	free(rd->new_text);
+	if (rd->original != NULL) {
+		hash_wipe(rd->original, rd->original_len);
+		free(rd->original);
+	}
+	letter_doc_free(&rd->content);
+	free(rd);
+	*rdp = NULL;
 }
 
 /* An empty document: subject NULL (read as ""), no body, no attachments. */

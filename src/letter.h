@@ -101,6 +101,38 @@ const char *letter_priority_name(int);
 int	 letter_priority_parse(const char *);	/* -1 if unknown */
 
 /*
+ * The reply document: what is sealed for a patient's reply (intake.c),
+ * the JSON "sealpost-reply/1":
+ *
+ *   {"format":"sealpost-reply/1","new_text":"...",
+ *    "removed":["quote","signature","footer"],
+ *    "original":"<base64 of the raw message as received>",
+ *    "content":{<a sealpost-letter/1 document: subject, text (the whole
+ *               body as text), html, attachments>} | null}
+ *
+ * content is null when the message could not be parsed (the original is
+ * then all there is); new_text is reply_extract()'s result ("" if none).
+ * removed lists reply.h's REPLY_QUOTE, REPLY_SIGNATURE, REPLY_FOOTER bits
+ * by name.  The original is kept whole, so nothing the patient wrote is
+ * ever lost.
+ */
+#define REPLY_DOC_FORMAT	"sealpost-reply/1"
+
+struct reply_doc {
+	char		*new_text;
+	unsigned	 removed;		/* REPLY_* bits (reply.h) */
+	unsigned char	*original;
+	size_t		 original_len;
+	struct letter_doc *content;		/* NULL: not parsed */
+};
+
+/* As letter_doc_serialize / letter_doc_parse; free with reply_doc_free. */
+char	*reply_doc_serialize(const struct reply_doc *, size_t *lenp);
+int	 reply_doc_parse(const char *, size_t, struct reply_doc **,
+	    struct letter_error *);
+void	 reply_doc_free(struct reply_doc **);
+
+/*
  * Make jansson wipe every block it frees: parsed requests hold letter
  * content in jansson's own strings.  Call once, before any thread starts.
  */

@@ -638,6 +638,86 @@ test_priority(void)
 	    LETTER_URGENT, "name and parse agree");
 }
 
+/* The reply document: round trips, null content, refusals. */
+static void
+test_reply_doc(void)
+{
+	struct reply_doc	 rd, *back = NULL;
+	struct letter_doc	*doc = letter_doc_new();
+	struct letter_error	 err;
+	unsigned char		 raw[] = "From: a@b\r\n\r\nhello\x00\xff";
+	char			*json;
+	size_t			 len;
+
+	doc->subject = xstrdup("Re: results");
+	doc->text = xstrdup("Thanks, see you \"Tuesday\"\n> quoted");
+	memset(&rd, 0, sizeof(rd));
+	rd.new_text = xstrdup("Thanks, see you \"Tuesday\"");
+	rd.removed = 0x01 | 0x04;
+	rd.original = raw;
+	rd.original_len = sizeof(raw) - 1;
+	rd.content = doc;
+	json = reply_doc_serialize(&rd, &len);
+	ok(json != NULL && strlen(json) == len, "reply doc serialises");
+	ok(json != NULL && strstr(json, "\"removed\":[\"quote\",\"footer\"]")
+	    != NULL, "removed bits by name");
+	ok(reply_doc_parse(json, len, &back, &err) == 0, "reply doc parses: %s",
+	    err.message);
+	if (back != NULL) {
+		is_str(back->new_text, rd.new_text, "new text round trip");
+		is_int(back->removed, rd.removed, "removed round trip");
+		ok(back->original_len == rd.original_len &&
+		    memcmp(back->original, raw, rd.original_len) == 0,
+		    "original bytes round trip (NUL and 0xff included)");
+		ok(back->content != NULL && strcmp(back->content->subject,
+		    "Re: results") == 0 && strcmp(back->content->text,
+		    doc->text) == 0, "content round trip");
+	}
+	reply_doc_free(&back);
+	free(json);
+
+	rd.content = NULL;
+	json = reply_doc_serialize(&rd, &len);
+	ok(json != NULL && strstr(json, "\"content\":null") != NULL,
+	    "unparsed reply: content null");
+	ok(reply_doc_parse(json, len, &back, &err) == 0 && back != NULL &&
+	    back->content == NULL, "content null parses");
+	reply_doc_free(&back);
+	free(json);
+
+	free(rd.new_text);
+	rd.new_text = xstrdup("bad \xc3\x28 utf8");
+	ok(reply_doc_serialize(&rd, &len) == NULL, "invalid UTF-8 refused");
+	free(rd.new_text);
+	rd.original = NULL;
+	letter_doc_free(&doc);
+
+#define BAD(js, want, what) do {					\
+	ok(reply_doc_parse(js, strlen(js), &back, &err) == -1 &&		\
+	    back == NULL && strcmp(err.code, want) == 0, "%s: %s", what,	\
+	    err.code);							\
+} while (0)
+	BAD("{\"format\":\"sealpost-letter/1\",\"new_text\":\"\","
+	    "\"removed\":[],\"original\":\"\",\"content\":null}",
+	    "unknown_format", "a letter is not a reply");
+	BAD("{\"format\":\"sealpost-reply/1\",\"new_text\":\"\","
+	    "\"removed\":[\"nonsense\"],\"original\":\"\",\"content\":null}",
+	    "invalid_field", "unknown removed name");
+	BAD("{\"format\":\"sealpost-reply/1\",\"new_text\":\"\","
+	    "\"removed\":[],\"original\":\"*\",\"content\":null}",
+	    "invalid_base64", "bad base64 original");
+	BAD("{\"format\":\"sealpost-reply/1\",\"new_text\":\"\","
+	    "\"removed\":[],\"original\":\"\"}",
+	    "missing_field", "content required");
+	BAD("{\"format\":\"sealpost-reply/1\",\"new_text\":\"\","
+	    "\"removed\":[],\"original\":\"\",\"content\":null,\"x\":1}",
+	    "unknown_field", "unknown key");
+	BAD("{\"format\":\"sealpost-reply/1\",\"new_text\":\"\","
+	    "\"removed\":[],\"original\":\"\",\"content\":{\"format\":"
+	    "\"sealpost-reply/1\"}}", "unknown_format", "content not a letter");
+#undef BAD
+}
+
 int
 main(void)
 {
@@ -652,5 +732,6 @@ main(void)
 	test_doc_parse_errors();
 	test_validate();
 	test_priority();
+	test_reply_doc();
 	return tap_done();
 }
