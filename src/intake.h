@@ -36,11 +36,15 @@
  *      token when not automatic; quarantine alert to the team address
  *   -> the outcome.
  *
- * The sealed document is letter.h's "sealpost-reply/1" (struct reply_doc):
- * the new text, the parsed content (subject, whole body, HTML,
- * attachments) and the original message whole, so nothing the patient
- * wrote is ever lost.  A message the sandbox could not parse keeps the
- * original only.
+ * The sealed document "sealpost-reply/1" (letter.h, struct reply_doc;
+ * JSON, then age):
+ *   {"format":"sealpost-reply/1","subject":"...","text":"...",
+ *    "html":"...","attachments":[{"filename":...,"content_type":...,
+ *    "data":"<base64>"}],"new_text":"...","removed":["quote",...],
+ *    "original":"<base64 of the raw message>"}
+ * (the original is kept whole, so nothing the patient wrote is lost).
+ * A message the sandbox could not parse keeps "original" only (with
+ * new_text "" and removed []).  Read it with reply_doc_parse().
  *
  * Threads: an intake is one worker's context (its own store connection
  * and parse sandbox); intake_process() blocks.  The IMAP worker owns one;

@@ -81,6 +81,8 @@ static void	 letter_emit_string(struct letter_out *, const char *);
 static void	 letter_emit_doc(struct letter_out *,
 		    const struct letter_doc *);
 static void	 letter_wipe_string(char *);
+static int	 letter_doc_members(json_t *, struct letter_doc **,
+		    struct letter_error *);
 static void	 letter_json_free(void *);
 
 static const char *const letter_request_keys[] = {
@@ -719,11 +721,7 @@ static int
 letter_doc_from_json(json_t *root, struct letter_doc **docp,
     struct letter_error *err)
 {
-	struct letter_doc *doc = NULL;
-	json_t		*arr;
 	const char	*v;
-	size_t		 vlen;
-	int		 r;
 
 	*docp = NULL;
 	if (!json_is_object(root))
@@ -737,7 +735,21 @@ letter_doc_from_json(json_t *root, struct letter_doc **docp,
 		    "not a %s document", LETTER_FORMAT);
 	if (letter_known_keys(root, letter_doc_keys, "", err) != 0)
 		return -1;
+	return letter_doc_members(root, docp, err);
+}
 
+/* subject, text, html and attachments of an object into a document. */
+static int
+letter_doc_members(json_t *root, struct letter_doc **docp,
+    struct letter_error *err)
+{
+	struct letter_doc *doc;
+	json_t		*arr;
+	const char	*v;
+	size_t		 vlen;
+	int		 r;
+
+	*docp = NULL;
 	doc = letter_doc_new();
 	if (letter_get_string(root, "subject", "subject", 1, &v, &vlen,
 	    err) < 0)
@@ -787,7 +799,8 @@ letter_doc_parse(const char *s, size_t len, struct letter_doc **docp,
 /* --- the reply document ("sealpost-reply/1") ---------------------------- */
 
 static const char *const reply_doc_keys[] = {
-	"format", "new_text", "removed", "original", "content", NULL
+	"format", "subject", "new_text", "text", "html", "attachments",
+	"removed", "original", NULL
 };
 static const char *const reply_removed_names[] = {
 	"quote", "signature", "footer"		/* REPLY_* bit order */
@@ -797,12 +810,33 @@ static const char *const reply_removed_names[] = {
 static void
 reply_emit_doc(struct letter_out *o, const struct reply_doc *rd)
 {
-	char		*b64;
-	size_t		 i;
-	int		 first = 1;
+	struct letter_out	 inner = { NULL, 0 };
+	/* the letter's {"format":"sealpost-letter/1" and its final } go */
+	const size_t		 skip = sizeof("{\"format\":\"" LETTER_FORMAT
+				    "\"") - 1;
+	char			*b64;
+	size_t			 i;
+	int			 first = 1;
 
 	letter_emit(o, "{\"format\":", 10);
 	letter_emit_string(o, REPLY_DOC_FORMAT);
+	if (rd->content != NULL) {
+		/*
+		 * The letter document's members after its format: the
+		 * same writer, so both documents encode content alike.
+		 */
+		letter_emit_doc(&inner, rd->content);
+		if (o->p == NULL)
+			o->len += inner.len - 1 - skip;
+		else {
+			inner.p = xmalloc(inner.len);
+			inner.len = 0;
+			letter_emit_doc(&inner, rd->content);
+			letter_emit(o, inner.p + skip, inner.len - 1 - skip);
+			hash_wipe(inner.p, inner.len);
+			free(inner.p);
+		}
+	}
 	letter_emit(o, ",\"new_text\":", 12);
 	letter_emit_string(o, rd->new_text != NULL ? rd->new_text : "");
 	letter_emit(o, ",\"removed\":[", 12);
@@ -824,12 +858,7 @@ reply_emit_doc(struct letter_out *o, const struct reply_doc *rd)
 		letter_wipe_string(b64);
 		free(b64);
 	}
-	letter_emit(o, "\",\"content\":", 12);
-	if (rd->content != NULL)
-		letter_emit_doc(o, rd->content);
-	else
-		letter_emit(o, "null", 4);
-	letter_emit(o, "}", 1);
+	letter_emit(o, "\"}", 2);
 }
 
 char *
@@ -912,15 +941,17 @@ reply_doc_parse(const char *s, size_t len, struct reply_doc **rdp,
 		    "not standard base64");
 		goto fail;
 	}
-	v = json_object_get(root, "content");
-	if (v == NULL) {
-		letter_fail(err, 422, "missing_field", "content",
-		    "content is required (null when unparsed)");
+	/* Content: present when the message was parsed (subject set). */
+	if (json_object_get(root, "subject") != NULL &&
+	    letter_doc_members(root, &rd->content, err) != 0)
+		goto fail;
+	if (rd->content == NULL && (json_object_get(root, "text") != NULL ||
+	    json_object_get(root, "html") != NULL ||
+	    json_object_get(root, "attachments") != NULL)) {
+		letter_fail(err, 422, "missing_field", "subject",
+		    "content without a subject");
 		goto fail;
 	}
-	if (!json_is_null(v) && letter_doc_from_json(v, &rd->content,
-	    err) != 0)
-		goto fail;
 	json_decref(root);
 	*rdp = rd;
 	return 0;

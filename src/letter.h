@@ -104,17 +104,18 @@ int	 letter_priority_parse(const char *);	/* -1 if unknown */
  * The reply document: what is sealed for a patient's reply (intake.c),
  * the JSON "sealpost-reply/1":
  *
- *   {"format":"sealpost-reply/1","new_text":"...",
+ *   {"format":"sealpost-reply/1","subject":"...","text":"...",
+ *    "html":"...","attachments":[{"filename":"...","content_type":"...",
+ *    "data":"<base64>"}],"new_text":"...",
  *    "removed":["quote","signature","footer"],
- *    "original":"<base64 of the raw message as received>",
- *    "content":{<a sealpost-letter/1 document: subject, text (the whole
- *               body as text), html, attachments>} | null}
+ *    "original":"<base64 of the raw message as received>"}
  *
- * content is null when the message could not be parsed (the original is
- * then all there is); new_text is reply_extract()'s result ("" if none).
- * removed lists reply.h's REPLY_QUOTE, REPLY_SIGNATURE, REPLY_FOOTER bits
- * by name.  The original is kept whole, so nothing the patient wrote is
- * ever lost.
+ * subject, text (the whole body as text), html and attachments are the
+ * parsed content, as in a letter document; they are absent when the
+ * message could not be parsed (the original is then all there is).
+ * new_text is reply_extract()'s result ("" if none).  removed lists
+ * reply.h's REPLY_QUOTE, REPLY_SIGNATURE, REPLY_FOOTER bits by name.  The
+ * original is kept whole, so nothing the patient wrote is ever lost.
  */
 #define REPLY_DOC_FORMAT	"sealpost-reply/1"
 
@@ -124,6 +125,7 @@ struct reply_doc {
 	unsigned char	*original;
 	size_t		 original_len;
 	struct letter_doc *content;		/* NULL: not parsed */
+						/* (subject etc. absent) */
 };
 
 /* As letter_doc_serialize / letter_doc_parse; free with reply_doc_free. */

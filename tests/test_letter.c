@@ -678,10 +678,10 @@ test_reply_doc(void)
 
 	rd.content = NULL;
 	json = reply_doc_serialize(&rd, &len);
-	ok(json != NULL && strstr(json, "\"content\":null") != NULL,
-	    "unparsed reply: content null");
+	ok(json != NULL && strstr(json, "\"subject\"") == NULL,
+	    "unparsed reply: content absent");
 	ok(reply_doc_parse(json, len, &back, &err) == 0 && back != NULL &&
-	    back->content == NULL, "content null parses");
+	    back->content == NULL, "reply without content parses");
 	reply_doc_free(&back);
 	free(json);
 
@@ -698,23 +698,24 @@ test_reply_doc(void)
 	    err.code);							\
 } while (0)
 	BAD("{\"format\":\"sealpost-letter/1\",\"new_text\":\"\","
-	    "\"removed\":[],\"original\":\"\",\"content\":null}",
+	    "\"removed\":[],\"original\":\"\"}",
 	    "unknown_format", "a letter is not a reply");
 	BAD("{\"format\":\"sealpost-reply/1\",\"new_text\":\"\","
-	    "\"removed\":[\"nonsense\"],\"original\":\"\",\"content\":null}",
+	    "\"removed\":[\"nonsense\"],\"original\":\"\"}",
 	    "invalid_field", "unknown removed name");
 	BAD("{\"format\":\"sealpost-reply/1\",\"new_text\":\"\","
-	    "\"removed\":[],\"original\":\"*\",\"content\":null}",
+	    "\"removed\":[],\"original\":\"*\"}",
 	    "invalid_base64", "bad base64 original");
 	BAD("{\"format\":\"sealpost-reply/1\",\"new_text\":\"\","
-	    "\"removed\":[],\"original\":\"\"}",
-	    "missing_field", "content required");
+	    "\"removed\":[],\"original\":\"\",\"text\":\"x\"}",
+	    "missing_field", "content without a subject");
 	BAD("{\"format\":\"sealpost-reply/1\",\"new_text\":\"\","
-	    "\"removed\":[],\"original\":\"\",\"content\":null,\"x\":1}",
+	    "\"removed\":[],\"original\":\"\",\"x\":1}",
 	    "unknown_field", "unknown key");
 	BAD("{\"format\":\"sealpost-reply/1\",\"new_text\":\"\","
-	    "\"removed\":[],\"original\":\"\",\"content\":{\"format\":"
-	    "\"sealpost-reply/1\"}}", "unknown_format", "content not a letter");
+	    "\"removed\":[],\"original\":\"\",\"subject\":\"s\","
+	    "\"attachments\":[{\"filename\":\"a\"}]}", "missing_field",
+	    "attachment without its fields");
 #undef BAD
 }
 
