@@ -104,6 +104,8 @@ struct intake_msg {
 	size_t		 len;
 	const char	*rcpt;		/* envelope recipient, or NULL (IMAP) */
 	const char	*source;	/* "imap" | "lmtp" */
+	const char	*source_ref;	/* "INBOX uidvalidity/uid", for a
+					   message too large to read */
 };
 
 struct intake_result {
