@@ -400,11 +400,14 @@ from_read(const struct field *f, char *out, size_t outsz)
 	out[0] = '\0';
 	if (encoded_word(f->val, f->vallen))
 		flags |= INHDR_FROM_ENCODED;
+	/* 8-bit bytes, controls, and a CR that ends no line (some
+	 * readers break the field there) */
 	for (i = 0; i < f->vallen; i++) {
 		if ((unsigned char)f->val[i] >= 0x80 ||
 		    ((unsigned char)f->val[i] < ' ' && f->val[i] != '\t' &&
 		    f->val[i] != '\r' && f->val[i] != '\n') ||
-		    f->val[i] == 127) {
+		    f->val[i] == 127 || (f->val[i] == '\r' &&
+		    (i + 1 >= f->vallen || f->val[i + 1] != '\n'))) {
 			flags |= INHDR_FROM_UNPARSABLE;
 			break;
 		}

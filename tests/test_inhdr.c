@@ -136,6 +136,8 @@ test_from(void)
 		{ " Smith, Pat <a@x.org>", "", INHDR_FROM_UNPARSABLE },
 		{ " a\x01@x.org", "", INHDR_FROM_UNPARSABLE },
 		{ " a@x.org\\", "", INHDR_FROM_UNPARSABLE },
+		{ " Pat\r<evil@y.org> <a@x.org>", "", INHDR_FROM_UNPARSABLE },
+		{ " a@x.org\r", "", INHDR_FROM_UNPARSABLE },
 	};
 	char	 raw[512];
 	size_t	 i;
