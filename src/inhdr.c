@@ -22,6 +22,7 @@
  */
 #include "build.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -122,6 +123,7 @@ eq_ci(const char *s, size_t n, const char *word)
 	return word[n] == '\0';
 }
 
+/* The field's name is lname (lower case). */
 static int
 name_is(const struct field *f, const char *lname)
 {
@@ -763,7 +765,9 @@ inhdr_parse(const char *raw, size_t len, size_t max_header, struct inhdr *h,
 
 	memset(h, 0, sizeof *h);
 	/* the header ends at the first empty line, or at the end */
-	scan = len < max_header + 2 ? len : max_header + 2;
+	scan = len;
+	if (max_header < SIZE_MAX - 2 && scan > max_header + 2)
+		scan = max_header + 2;	/* room for the empty line */
 	hlen = len;
 	for (p = raw, e = raw + scan; p < e; p = nl + 1) {
 		if (*p == '\n' || (*p == '\r' && p + 1 < e && p[1] == '\n')) {

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include <dirent.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -609,6 +610,8 @@ test_reading(void)
 	    "no end within the limit");
 	ok(parse_max("From: pat@x.org\nX: 0123456789", 30) == 0,
 	    "header-only message within the limit, no end but EOF");
+	ok(parse_max("From: pat@x.org\n\nbody", SIZE_MAX) == 0 &&
+	    strcmp(H.from, "pat@x.org") == 0, "limit SIZE_MAX");
 	err = NULL;
 	r = inhdr_parse(nul, sizeof nul - 1, MAXHDR, &H, &err);
 	ok(r == -1 && err != NULL && strstr(err, "NUL") != NULL,
