@@ -400,13 +400,10 @@ from_read(const struct field *f, char *out, size_t outsz)
 	char		 more[INHDR_ADDR_MAX + 1];
 
 	out[0] = '\0';
-	if (encoded_word(f->val, f->vallen))
-		flags |= INHDR_FROM_ENCODED;
-	/* 8-bit bytes, controls, and a CR that ends no line (some
-	 * readers break the field there) */
+	/* controls, and a CR that ends no line (some readers break the
+	 * field there) */
 	for (i = 0; i < f->vallen; i++) {
-		if ((unsigned char)f->val[i] >= 0x80 ||
-		    ((unsigned char)f->val[i] < ' ' && f->val[i] != '\t' &&
+		if (((unsigned char)f->val[i] < ' ' && f->val[i] != '\t' &&
 		    f->val[i] != '\r' && f->val[i] != '\n') ||
 		    f->val[i] == 127 || (f->val[i] == '\r' &&
 		    (i + 1 >= f->vallen || f->val[i + 1] != '\n'))) {
@@ -414,11 +411,22 @@ from_read(const struct field *f, char *out, size_t outsz)
 			break;
 		}
 	}
+	/*
+	 * A display name may be UTF-8 (RFC 6532) or hold encoded words: it
+	 * is never decoded nor compared, only the addr-spec is.  The
+	 * addr-spec itself must be plain ASCII without an encoded word
+	 * (Mailsploit hides another address in one).
+	 */
 	lx.p = f->val;
 	lx.e = f->val + f->vallen;
-	lx.eight_ok = 0;
+	lx.eight_ok = 1;
 	switch (mbox_read(&lx, out, outsz)) {
 	case MB_OK:
+		if (encoded_word(out, strlen(out)))
+			flags |= INHDR_FROM_ENCODED;
+		for (i = 0; out[i] != '\0'; i++)
+			if ((unsigned char)out[i] >= 0x80)
+				flags |= INHDR_FROM_UNPARSABLE;
 		break;
 	case MB_OK_MORE:
 		/* "a@x, b@y" is a list; "a@x," alone is merely odd */

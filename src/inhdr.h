@@ -15,12 +15,17 @@
  *   INHDR_FROM_MISSING     no From field
  *   INHDR_FROM_MULTIPLE    two From fields, or a list of mailboxes
  *   INHDR_FROM_GROUP       group syntax ("name: a@b;")
- *   INHDR_FROM_ENCODED     an RFC 2047 encoded-word anywhere in the field
- *                          (Mailsploit: "=?utf-8?b?...?=" hiding an @)
+ *   INHDR_FROM_ENCODED     an RFC 2047 encoded-word in the addr-spec
+ *                          (Mailsploit: "=?utf-8?b?...?=@x" hiding
+ *                          another address)
  *   INHDR_FROM_UNPARSABLE  anything else the strict reader refuses
- *                          (8-bit bytes, unbalanced <>, comments inside
- *                          the addr-spec, a display name that is itself
- *                          an address followed by another, ...)
+ *                          (8-bit bytes in the addr-spec, controls,
+ *                          unbalanced <>, comments inside the addr-spec,
+ *                          a display name that is itself an address
+ *                          followed by another, ...)
+ * A display name may be UTF-8 or hold encoded words: it is never decoded
+ * nor compared (a name spoofing another address still yields the real
+ * addr-spec, which then fails the comparison with the patient's).
  *   INHDR_SENDER_DIFFERS   a Sender field whose addr-spec is not From's
  * The addr-spec is returned with the domain lower-cased and the local part
  * as written (the caller decides on case, TESTPLAN 3.2).
