@@ -34,150 +34,10 @@
 #include "log.h"
 #include "util.h"
 
+#include "lmtp_proc.h"
 #include "tap.h"
 
-/* ---- the processor: a worker thread and a pipe back to the loop -------- */
-
-struct proc {
-	pthread_mutex_t	 lock;
-	pthread_cond_t	 cond;
-	pthread_t	 worker;
-	struct intake_job *todo, *done;	/* FIFO via ->next (done: LIFO) */
-	int		 stop;
-	int		 wakefd[2];	/* worker -> loop */
-	/* what the test checks (under lock) */
-	int		 nsubmitted, ndone, nfreed;
-	char		 rcpts[512];	/* the last job's recipients */
-};
-
-static struct proc	 proc;
-
-static void
-proc_submit(struct intake_job *job, void *arg)
-{
-	struct intake_job **tail;
-
-	(void)arg;
-	pthread_mutex_lock(&proc.lock);
-	proc.nsubmitted++;
-	job->next = NULL;
-	for (tail = &proc.todo; *tail != NULL; tail = &(*tail)->next)
-		;
-	*tail = job;
-	pthread_cond_signal(&proc.cond);
-	pthread_mutex_unlock(&proc.lock);
-}
-
-static void
-proc_result(const char *rcpt, struct intake_result *r)
-{
-	memset(r, 0, sizeof *r);
-	if (strncmp(rcpt, "ok", 2) == 0 || strncmp(rcpt, "slow", 4) == 0) {
-		r->outcome = INTAKE_FILED;
-		r->smtp_code = 250;
-		strlcpy_sp(r->smtp_text, "2.0.0 reply filed",
-		    sizeof r->smtp_text);
-	} else if (strncmp(rcpt, "tmp", 3) == 0) {
-		r->outcome = INTAKE_TEMPFAIL;
-		r->smtp_code = 451;
-		strlcpy_sp(r->smtp_text, "4.3.0 try again later",
-		    sizeof r->smtp_text);
-	} else {
-		r->outcome = INTAKE_REFUSED;
-		r->smtp_code = 550;
-		strlcpy_sp(r->smtp_text, "5.1.1 not a reply address",
-		    sizeof r->smtp_text);
-	}
-}
-
-/* The worker: a slow* recipient takes 600 ms, the others 10 ms. */
-static void *
-proc_main(void *arg)
-{
-	struct intake_job *job;
-	size_t		 i, off;
-	int		 slow;
-	char		 one = 1;
-
-	(void)arg;
-	pthread_mutex_lock(&proc.lock);
-	for (;;) {
-		while (proc.todo == NULL && !proc.stop)
-			pthread_cond_wait(&proc.cond, &proc.lock);
-		if (proc.todo == NULL)
-			break;
-		job = proc.todo;
-		proc.todo = job->next;
-		off = 0;
-		slow = 0;
-		for (i = 0; i < job->nrcpts; i++) {
-			off += (size_t)snprintf(proc.rcpts + off,
-			    sizeof proc.rcpts - off, "%s%s", i ? "," : "",
-			    job->rcpts[i]);
-			if (strncmp(job->rcpts[i], "slow", 4) == 0)
-				slow = 1;
-		}
-		pthread_mutex_unlock(&proc.lock);
-
-		usleep(slow ? 600000 : 10000);
-		job->results = xcalloc(job->nrcpts, sizeof *job->results);
-		for (i = 0; i < job->nrcpts; i++)
-			proc_result(job->rcpts[i], &job->results[i]);
-
-		pthread_mutex_lock(&proc.lock);
-		job->next = proc.done;
-		proc.done = job;
-		if (write(proc.wakefd[1], &one, 1) != 1)
-			log_fatal("wake write");
-	}
-	pthread_mutex_unlock(&proc.lock);
-	return NULL;
-}
-
-/* Loop thread: run done() of the finished jobs. */
-static void
-proc_wake(evutil_socket_t fd, short what, void *arg)
-{
-	struct intake_job *job, *list;
-	char		 buf[64];
-
-	(void)what;
-	(void)arg;
-	while (read(fd, buf, sizeof buf) > 0)
-		;
-	pthread_mutex_lock(&proc.lock);
-	list = proc.done;
-	proc.done = NULL;
-	pthread_mutex_unlock(&proc.lock);
-	while ((job = list) != NULL) {
-		list = job->next;
-		job->done(job, job->arg);
-		pthread_mutex_lock(&proc.lock);
-		proc.ndone++;
-		pthread_mutex_unlock(&proc.lock);
-	}
-}
-
-static void
-proc_job_free(struct intake_job **jp)
-{
-	struct intake_job *job = *jp;
-	size_t		 i;
-
-	if (job == NULL)
-		return;
-	*jp = NULL;
-	pthread_mutex_lock(&proc.lock);
-	proc.nfreed++;
-	pthread_mutex_unlock(&proc.lock);
-	free(job->raw);
-	for (i = 0; i < job->nrcpts; i++)
-		free(job->rcpts[i]);
-	free(job->rcpts);
-	free(job->results);
-	free(job);
-}
-
+/* A counter of the processor, read under its lock. */
 static int
 proc_get(int *field)
 {
@@ -471,25 +331,20 @@ int
 main(void)
 {
 	struct lmtpd_params p;
-	struct event	*ev_wake, *ev_ctl;
+	struct event	*ev_ctl;
 	pthread_t	 loop;
 	char		 listen[64], *err = NULL, c = 1;
 	int		 port;
 
 	log_init("test_lmtpd", LOG_TO_STDERR, 0);
 	signal(SIGPIPE, SIG_IGN);
-	pthread_mutex_init(&proc.lock, NULL);
-	pthread_cond_init(&proc.cond, NULL);
-	if (pipe(proc.wakefd) != 0 || pipe(ctlfd) != 0)
+	if (pipe(ctlfd) != 0)
 		log_fatal("pipe");
-	evutil_make_socket_nonblocking(proc.wakefd[0]);
 	if ((base = event_base_new()) == NULL)
 		log_fatalx("event_base_new");
-	ev_wake = event_new(base, proc.wakefd[0], EV_READ | EV_PERSIST,
-	    proc_wake, NULL);
+	proc_init(base);
 	ev_ctl = event_new(base, ctlfd[0], EV_READ | EV_PERSIST, loop_ctl,
 	    NULL);
-	event_add(ev_wake, NULL);
 	event_add(ev_ctl, NULL);
 
 	/* refused configurations */
@@ -519,8 +374,7 @@ main(void)
 		log_fatalx("lmtpd_start: %s", err);
 	ok(lmtpd_port(ld) == port, "listening on 127.0.0.1:%d", port);
 
-	if (pthread_create(&proc.worker, NULL, proc_main, NULL) != 0 ||
-	    pthread_create(&loop, NULL, loop_main, NULL) != 0)
+	if (pthread_create(&loop, NULL, loop_main, NULL) != 0)
 		log_fatalx("pthread_create");
 
 	test_replies(port);
@@ -531,19 +385,12 @@ main(void)
 	if (write(ctlfd[1], &c, 1) != 1)
 		log_fatal("ctl write");
 	pthread_join(loop, NULL);
-	pthread_mutex_lock(&proc.lock);
-	proc.stop = 1;
-	pthread_cond_signal(&proc.cond);
-	pthread_mutex_unlock(&proc.lock);
-	pthread_join(proc.worker, NULL);
+	proc_stop();
 	ok(proc.nsubmitted == proc.nfreed, "every job freed (%d)",
 	    proc.nsubmitted);
 
-	event_free(ev_wake);
 	event_free(ev_ctl);
 	event_base_free(base);
-	close(proc.wakefd[0]);
-	close(proc.wakefd[1]);
 	close(ctlfd[0]);
 	close(ctlfd[1]);
 	return tap_done();
