@@ -315,13 +315,16 @@ static int		 smtpd_priority(const char *, size_t);
 static void		 smtpd_sanitize(char *);
 static int		 smtpd_printable(const char *);
 static int		 smtpd_draining(struct smtpd_session *);
-static void		 lmtp_cmd_lhlo(struct smtpd_session *, const char *);
-static void		 lmtp_cmd_mail(struct smtpd_session *, const char *);
-static void		 lmtp_cmd_rcpt(struct smtpd_session *, const char *);
-static void		 lmtp_reply_each(struct smtpd_session *, const char *);
-static void		 lmtp_tx_commit(struct smtpd_session *);
-static void		 lmtp_job_done(struct intake_job *, void *);
-static void		 lmtp_job_discard(struct intake_job *, void *);
+static void		 smtpd_cmd_lhlo(struct smtpd_session *, const char *);
+static void		 smtpd_cmd_lmtp_mail(struct smtpd_session *,
+			    const char *);
+static void		 smtpd_cmd_lmtp_rcpt(struct smtpd_session *,
+			    const char *);
+static void		 smtpd_lmtp_reply_each(struct smtpd_session *,
+			    const char *);
+static void		 smtpd_lmtp_commit(struct smtpd_session *);
+static void		 smtpd_lmtp_done(struct intake_job *, void *);
+static void		 smtpd_lmtp_discard(struct intake_job *, void *);
 static void		 smtpd_tx_resume(struct smtpd_session *, int);
 
 /* I/O events, one switch in smtpd_io(). */
@@ -338,15 +341,16 @@ enum {
 static const struct smtpd_cmd smtpd_cmds[] = {
 	{ "EHLO",	CM_SMTP, ST_CMD,		smtpd_cmd_ehlo },
 	{ "HELO",	CM_SMTP, ST_CMD,		smtpd_cmd_helo },
-	{ "LHLO",	CM_LMTP, ST_CMD,		lmtp_cmd_lhlo },
+	{ "LHLO",	CM_LMTP, ST_CMD,		smtpd_cmd_lhlo },
 	{ "STARTTLS",	CM_SMTP, ST(SMTPD_S_HELO),	smtpd_cmd_starttls },
 	{ "AUTH",	CM_SMTP, ST(SMTPD_S_HELO),	smtpd_cmd_auth },
 	{ "MAIL",	CM_SMTP, ST(SMTPD_S_HELO),	smtpd_cmd_mail },
-	{ "MAIL",	CM_LMTP, ST(SMTPD_S_HELO),	lmtp_cmd_mail },
+	{ "MAIL",	CM_LMTP, ST(SMTPD_S_HELO),
+	    smtpd_cmd_lmtp_mail },
 	{ "RCPT",	CM_SMTP, ST(SMTPD_S_MAIL) | ST(SMTPD_S_RCPT),
 	    smtpd_cmd_rcpt },
 	{ "RCPT",	CM_LMTP, ST(SMTPD_S_MAIL) | ST(SMTPD_S_RCPT),
-	    lmtp_cmd_rcpt },
+	    smtpd_cmd_lmtp_rcpt },
 	{ "DATA",	CM_BOTH, ST(SMTPD_S_MAIL) | ST(SMTPD_S_RCPT),
 	    smtpd_cmd_data },
 	{ "RSET",	CM_BOTH, ST_CMD,		smtpd_cmd_rset },
@@ -354,10 +358,10 @@ static const struct smtpd_cmd smtpd_cmds[] = {
 	{ "QUIT",	CM_BOTH, ST_CMD,		smtpd_cmd_quit },
 	{ "VRFY",	CM_BOTH, ST_CMD,		smtpd_cmd_vrfy },
 	{ "HELP",	CM_BOTH, ST_CMD,		smtpd_cmd_help },
-	{ "EXPN",	CM_BOTH, ST_CMD,		smtpd_cmd_unimplemented },
-	{ "BDAT",	CM_BOTH, ST_CMD,		smtpd_cmd_unimplemented },
-	{ "ETRN",	CM_BOTH, ST_CMD,		smtpd_cmd_unimplemented },
-	{ "TURN",	CM_BOTH, ST_CMD,		smtpd_cmd_unimplemented },
+	{ "EXPN",	CM_BOTH, ST_CMD,	smtpd_cmd_unimplemented },
+	{ "BDAT",	CM_BOTH, ST_CMD,	smtpd_cmd_unimplemented },
+	{ "ETRN",	CM_BOTH, ST_CMD,	smtpd_cmd_unimplemented },
+	{ "TURN",	CM_BOTH, ST_CMD,	smtpd_cmd_unimplemented },
 };
 
 /* ---- state ----------------------------------------------------------- */
@@ -569,7 +573,7 @@ smtpd_session_free(struct smtpd_session **sp)
 
 		freep = xmalloc(sizeof *freep);
 		*freep = s->job_free;
-		job->done = lmtp_job_discard;
+		job->done = smtpd_lmtp_discard;
 		job->arg = freep;
 		s->tx.ljob = NULL;
 	}
@@ -1469,7 +1473,7 @@ smtpd_data_input(struct smtpd_session *s)
 		    s->tx.data.flags);
 		smtpd_enter_state(s, SMTPD_S_HELO);
 		if (s->lmtp)
-			lmtp_reply_each(s, reply);
+			smtpd_lmtp_reply_each(s, reply);
 		else
 			smtpd_reply(s, "%s", reply);
 		smtpd_tx_reset(s);
@@ -1477,15 +1481,15 @@ smtpd_data_input(struct smtpd_session *s)
 	}
 	if (s->lmtp) {
 		if (smtpd_draining(s)) {
-			lmtp_reply_each(s, "451 4.3.2 shutting down, try again "
-			    "later");
+			smtpd_lmtp_reply_each(s, "451 4.3.2 shutting down, "
+			    "try again later");
 			smtpd_tx_reset(s);
 			smtpd_reply(s, "421 4.3.2 %s shutting down",
 			    s->env->hostname);
 			smtpd_close(s, 1);
 			return 1;
 		}
-		lmtp_tx_commit(s);
+		smtpd_lmtp_commit(s);
 		return 1;
 	}
 	if (s->d->draining || s->d->submit == NULL) {
@@ -1751,7 +1755,7 @@ smtpd_draining(struct smtpd_session *s)
 
 /* LHLO domain (RFC 2033 4.1): the EHLO reply of an LMTP server. */
 static void
-lmtp_cmd_lhlo(struct smtpd_session *s, const char *arg)
+smtpd_cmd_lhlo(struct smtpd_session *s, const char *arg)
 {
 	if (*arg == '\0') {
 		smtpd_reply(s, "501 5.5.4 syntax: LHLO hostname");
@@ -1773,7 +1777,7 @@ lmtp_cmd_lhlo(struct smtpd_session *s, const char *arg)
  * The MX decided to accept the message: any valid path will do.
  */
 static void
-lmtp_cmd_mail(struct smtpd_session *s, const char *arg)
+smtpd_cmd_lmtp_mail(struct smtpd_session *s, const char *arg)
 {
 	struct smtpd_mail_params p;
 	char			 mbox[SMTPD_MAX_MAILBOX + 1];
@@ -1816,7 +1820,7 @@ lmtp_cmd_mail(struct smtpd_session *s, const char *arg)
  * after the data for this recipient alone.
  */
 static void
-lmtp_cmd_rcpt(struct smtpd_session *s, const char *arg)
+smtpd_cmd_lmtp_rcpt(struct smtpd_session *s, const char *arg)
 {
 	char		 mbox[SMTPD_MAX_MAILBOX + 1];
 	const char	*rest, *why;
@@ -1857,7 +1861,7 @@ lmtp_cmd_rcpt(struct smtpd_session *s, const char *arg)
  * shutdown); it counts as one error, not one per recipient.
  */
 static void
-lmtp_reply_each(struct smtpd_session *s, const char *reply)
+smtpd_lmtp_reply_each(struct smtpd_session *s, const char *reply)
 {
 	size_t	 i;
 	int	 errors = s->errors;
@@ -1870,7 +1874,7 @@ lmtp_reply_each(struct smtpd_session *s, const char *reply)
 
 /* The message is in: one job, all recipients, to the intake. */
 static void
-lmtp_tx_commit(struct smtpd_session *s)
+smtpd_lmtp_commit(struct smtpd_session *s)
 {
 	struct smtpd_tx		*tx = &s->tx;
 	struct intake_job	*job;
@@ -1883,7 +1887,7 @@ lmtp_tx_commit(struct smtpd_session *s)
 	job->nrcpts = tx->nlrcpts;
 	tx->lrcpts = NULL;
 	tx->nlrcpts = 0;
-	job->done = lmtp_job_done;
+	job->done = smtpd_lmtp_done;
 	job->arg = s;
 	tx->rawlen = job->len;
 	smtpd_log(s, SL_DEBUG, "event=data result=submitted size=%zu rcpts=%zu",
@@ -1901,7 +1905,7 @@ lmtp_tx_commit(struct smtpd_session *s)
  * recipient, in RCPT order, from the job's results.
  */
 static void
-lmtp_job_done(struct intake_job *job, void *arg)
+smtpd_lmtp_done(struct intake_job *job, void *arg)
 {
 	struct smtpd_session	*s = arg;
 	struct intake_result	*res;
@@ -1953,7 +1957,7 @@ lmtp_job_done(struct intake_job *job, void *arg)
 
 /* A job whose session was torn down (smtpd_session_free): free it. */
 static void
-lmtp_job_discard(struct intake_job *job, void *arg)
+smtpd_lmtp_discard(struct intake_job *job, void *arg)
 {
 	void	(**freep)(struct intake_job **) = arg;
 

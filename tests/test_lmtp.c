@@ -470,7 +470,8 @@ test_transaction(void)
 		int i, all = 1;
 
 		for (i = 0; i < 5; i++) {
-			conn_say(&c, "MAIL FROM:<>\r\nRCPT TO:<no1@x.example>\r\n"
+			conn_say(&c, "MAIL FROM:<>\r\n"
+			    "RCPT TO:<no1@x.example>\r\n"
 			    "RCPT TO:<no2@x.example>\r\n"
 			    "RCPT TO:<no3@x.example>\r\nDATA\r\n", 5);
 			conn_say(&c, "x\r\n.\r\n", 8);

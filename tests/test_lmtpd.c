@@ -76,7 +76,7 @@ loop_main(void *arg)
 	return NULL;
 }
 
-/* ---- the client ------------------------------------------------------------ */
+/* ---- the client --------------------------------------------------------- */
 
 static int
 client_connect(int port)
@@ -172,7 +172,7 @@ now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* ---- tests ------------------------------------------------------------------ */
+/* ---- tests --------------------------------------------------------------- */
 
 static void
 test_replies(int port)
@@ -291,7 +291,8 @@ static const char pyscript[] =
 "for i in range(2):\n"
 "    code, msg = c.getreply()\n"
 "    out.append('%d:%s' % (code, msg.decode()))\n"
-"refused = c.sendmail('s@example.org', ['ok9@reply.example'], 'x: y\\r\\n\\r\\nz\\r\\n')\n"
+"refused = c.sendmail('s@example.org', ['ok9@reply.example'],\n"
+"                     'x: y\\r\\n\\r\\nz\\r\\n')\n"
 "out.append('refused=%d' % len(refused))\n"
 "c.quit()\n"
 "print(' '.join(out))\n";
