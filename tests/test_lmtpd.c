@@ -29,6 +29,7 @@
 
 #include <event2/event.h>
 
+#include "config.h"
 #include "intake.h"
 #include "lmtpd.h"
 #include "log.h"
@@ -332,6 +333,7 @@ int
 main(void)
 {
 	struct lmtpd_params p;
+	struct config	*cfg;
 	struct event	*ev_ctl;
 	pthread_t	 loop;
 	char		 listen[64], *err = NULL, c = 1;
@@ -347,6 +349,16 @@ main(void)
 	ev_ctl = event_new(base, ctlfd[0], EV_READ | EV_PERSIST, loop_ctl,
 	    NULL);
 	event_add(ev_ctl, NULL);
+
+	/* the bounds from the configuration's defaults */
+	cfg = config_defaults();
+	lmtpd_params_init(&p, cfg);
+	ok(strcmp(p.listen, "") == 0 && p.timeout == 300 &&
+	    p.max_sessions == 20 && p.max_size == 25 * 1024 * 1024 &&
+	    p.max_line == 1000 && p.max_header == 100 * 1024 &&
+	    p.max_rcpts == LMTPD_MAX_RECIPIENTS && p.submit == NULL,
+	    "lmtpd_params_init: [lmtp], [replies] max_size, [smtp] bounds");
+	config_free(&cfg);
 
 	/* refused configurations */
 	memset(&p, 0, sizeof p);
