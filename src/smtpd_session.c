@@ -61,6 +61,31 @@
  *  - Logs carry the session id, state, event and ids (client, author,
  *    patient, letters), never addresses, headers or content.
  *
+ * LMTP mode (RFC 2033; env->lmtp, lmtpd.c) walks the same states:
+ *
+ *   "220 <host> LMTP sealpost" -> GREETED --LHLO--> HELO --MAIL--> MAIL
+ *   --RCPT--> RCPT --DATA--> DATA --CRLF.CRLF--> COMMIT --done()--> HELO
+ *
+ *  - EHLO, HELO, AUTH and STARTTLS are not LMTP commands: 500 5.5.1, as
+ *    LHLO is to an SMTP session.  There is no AUTH: the listener is on
+ *    loopback next to the practice's own MX (config validation).
+ *  - MAIL FROM takes any valid Reverse-path (SIZE over the bound: 552);
+ *    RCPT TO any valid Forward-path, at most env->max_rcpts (then 452
+ *    4.5.3): which recipients are ours is the intake's decision.
+ *  - DATA without a successful RCPT is 503 (RFC 2033 4.2).  The DATA
+ *    reader and its bounds are the SMTP ones, with env->max_size.
+ *  - After the final dot every accepted RCPT gets one reply, in RCPT
+ *    order (RFC 2033 4.2): a refused message (bounds, bare CR/LF, NUL)
+ *    gets the reader's verdict once per recipient; an accepted one goes
+ *    to the intake as one intake_job, and the replies are its results,
+ *    written only once done() brought all of them.  Those replies do not
+ *    count towards SMTPD_MAX_ERRORS: they judge the message, not the
+ *    client.
+ *  - The data ending while the listener drains: "451 4.3.2" per
+ *    recipient, then 421 and close (nothing was handed over).
+ *  - Logs say "lmtp session=..." and carry counts and outcomes, never
+ *    addresses.
+ *
  * Public: smtpd_session_new, smtpd_session_shutdown, smtpd_session_free and
  * the pure parsers (smtpd_parse_*, smtpd_auth_plain_decode,
  * smtpd_header_get, smtpd_data_*).
@@ -88,6 +113,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "hash.h"
+#include "intake.h"
 #include "letter.h"
 #include "log.h"
 #include "smtpd_session.h"
@@ -141,6 +167,11 @@ struct smtpd_tx {
 	int		 priority;
 	size_t		 next;			/* next rcpt to enqueue */
 	size_t		 inflight;		/* jobs in the pipeline */
+
+	/* LMTP: the envelope recipients, then the job in the intake */
+	char		**lrcpts;
+	size_t		 nlrcpts;
+	struct intake_job *ljob;
 };
 
 /*
@@ -163,6 +194,9 @@ struct smtpd_session {
 	const struct smtpd_session_env *env;
 	struct daemon	*d;
 	void		*arg;
+	int		 lmtp;			/* RFC 2033 mode */
+	const char	*proto;			/* "smtp" | "lmtp", for logs */
+	void		(*job_free)(struct intake_job **);
 
 	struct bufferevent *bev;		/* NULL once the client left */
 	struct event	*ev_free;
@@ -191,9 +225,14 @@ struct smtpd_session {
 
 struct smtpd_cmd {
 	const char	*name;
+	unsigned	 modes;			/* CM_SMTP and/or CM_LMTP */
 	unsigned	 states;		/* where it is valid */
 	void		(*proceed)(struct smtpd_session *, const char *);
 };
+
+#define CM_SMTP		0x1
+#define CM_LMTP		0x2
+#define CM_BOTH		(CM_SMTP | CM_LMTP)
 
 #define ST(s)		(1u << (s))
 #define ST_CMD		(ST(SMTPD_S_GREETED) | ST(SMTPD_S_HELO) | \
@@ -275,6 +314,18 @@ static void		 smtpd_data_eol(struct smtpd_data *);
 static int		 smtpd_priority(const char *, size_t);
 static void		 smtpd_sanitize(char *);
 static int		 smtpd_printable(const char *);
+static int		 smtpd_draining(struct smtpd_session *);
+static void		 smtpd_cmd_lhlo(struct smtpd_session *, const char *);
+static void		 smtpd_cmd_lmtp_mail(struct smtpd_session *,
+			    const char *);
+static void		 smtpd_cmd_lmtp_rcpt(struct smtpd_session *,
+			    const char *);
+static void		 smtpd_lmtp_reply_each(struct smtpd_session *,
+			    const char *);
+static void		 smtpd_lmtp_commit(struct smtpd_session *);
+static void		 smtpd_lmtp_done(struct intake_job *, void *);
+static void		 smtpd_lmtp_discard(struct intake_job *, void *);
+static void		 smtpd_tx_resume(struct smtpd_session *, int);
 
 /* I/O events, one switch in smtpd_io(). */
 enum {
@@ -286,23 +337,31 @@ enum {
 	SMTPD_IO_TIMEOUT
 };
 
+/* A verb not of the session's mode is unknown to it (500). */
 static const struct smtpd_cmd smtpd_cmds[] = {
-	{ "EHLO",	ST_CMD,			smtpd_cmd_ehlo },
-	{ "HELO",	ST_CMD,			smtpd_cmd_helo },
-	{ "STARTTLS",	ST(SMTPD_S_HELO),	smtpd_cmd_starttls },
-	{ "AUTH",	ST(SMTPD_S_HELO),	smtpd_cmd_auth },
-	{ "MAIL",	ST(SMTPD_S_HELO),	smtpd_cmd_mail },
-	{ "RCPT",	ST(SMTPD_S_MAIL) | ST(SMTPD_S_RCPT), smtpd_cmd_rcpt },
-	{ "DATA",	ST(SMTPD_S_MAIL) | ST(SMTPD_S_RCPT), smtpd_cmd_data },
-	{ "RSET",	ST_CMD,			smtpd_cmd_rset },
-	{ "NOOP",	ST_CMD,			smtpd_cmd_noop },
-	{ "QUIT",	ST_CMD,			smtpd_cmd_quit },
-	{ "VRFY",	ST_CMD,			smtpd_cmd_vrfy },
-	{ "HELP",	ST_CMD,			smtpd_cmd_help },
-	{ "EXPN",	ST_CMD,			smtpd_cmd_unimplemented },
-	{ "BDAT",	ST_CMD,			smtpd_cmd_unimplemented },
-	{ "ETRN",	ST_CMD,			smtpd_cmd_unimplemented },
-	{ "TURN",	ST_CMD,			smtpd_cmd_unimplemented },
+	{ "EHLO",	CM_SMTP, ST_CMD,		smtpd_cmd_ehlo },
+	{ "HELO",	CM_SMTP, ST_CMD,		smtpd_cmd_helo },
+	{ "LHLO",	CM_LMTP, ST_CMD,		smtpd_cmd_lhlo },
+	{ "STARTTLS",	CM_SMTP, ST(SMTPD_S_HELO),	smtpd_cmd_starttls },
+	{ "AUTH",	CM_SMTP, ST(SMTPD_S_HELO),	smtpd_cmd_auth },
+	{ "MAIL",	CM_SMTP, ST(SMTPD_S_HELO),	smtpd_cmd_mail },
+	{ "MAIL",	CM_LMTP, ST(SMTPD_S_HELO),
+	    smtpd_cmd_lmtp_mail },
+	{ "RCPT",	CM_SMTP, ST(SMTPD_S_MAIL) | ST(SMTPD_S_RCPT),
+	    smtpd_cmd_rcpt },
+	{ "RCPT",	CM_LMTP, ST(SMTPD_S_MAIL) | ST(SMTPD_S_RCPT),
+	    smtpd_cmd_lmtp_rcpt },
+	{ "DATA",	CM_BOTH, ST(SMTPD_S_MAIL) | ST(SMTPD_S_RCPT),
+	    smtpd_cmd_data },
+	{ "RSET",	CM_BOTH, ST_CMD,		smtpd_cmd_rset },
+	{ "NOOP",	CM_BOTH, ST_CMD,		smtpd_cmd_noop },
+	{ "QUIT",	CM_BOTH, ST_CMD,		smtpd_cmd_quit },
+	{ "VRFY",	CM_BOTH, ST_CMD,		smtpd_cmd_vrfy },
+	{ "HELP",	CM_BOTH, ST_CMD,		smtpd_cmd_help },
+	{ "EXPN",	CM_BOTH, ST_CMD,	smtpd_cmd_unimplemented },
+	{ "BDAT",	CM_BOTH, ST_CMD,	smtpd_cmd_unimplemented },
+	{ "ETRN",	CM_BOTH, ST_CMD,	smtpd_cmd_unimplemented },
+	{ "TURN",	CM_BOTH, ST_CMD,	smtpd_cmd_unimplemented },
 };
 
 /* ---- state ----------------------------------------------------------- */
@@ -331,8 +390,8 @@ smtpd_enter_state(struct smtpd_session *s, enum smtpd_state st)
 {
 	if (s->state == st)
 		return;
-	log_debug("smtp session=%s state=%s event=state new=%s", s->idstr,
-	    smtpd_strstate(s->state), smtpd_strstate(st));
+	log_debug("%s session=%s state=%s event=state new=%s", s->proto,
+	    s->idstr, smtpd_strstate(s->state), smtpd_strstate(st));
 	s->state = st;
 }
 
@@ -349,13 +408,13 @@ smtpd_log(struct smtpd_session *s, int level, const char *fmt, ...)
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	if (level == SL_WARN)
-		log_warnx("smtp session=%s state=%s %s", s->idstr,
+		log_warnx("%s session=%s state=%s %s", s->proto, s->idstr,
 		    smtpd_strstate(s->state), msg);
 	else if (level == SL_DEBUG)
-		log_debug("smtp session=%s state=%s %s", s->idstr,
+		log_debug("%s session=%s state=%s %s", s->proto, s->idstr,
 		    smtpd_strstate(s->state), msg);
 	else
-		log_info("smtp session=%s state=%s %s", s->idstr,
+		log_info("%s session=%s state=%s %s", s->proto, s->idstr,
 		    smtpd_strstate(s->state), msg);
 }
 
@@ -378,8 +437,8 @@ smtpd_reply(struct smtpd_session *s, const char *fmt, ...)
 		s->errors++;
 		smtpd_log(s, SL_INFO, "event=reply code=%.3s", line);
 	} else
-		log_debug("smtp session=%s state=%s event=reply code=%.3s",
-		    s->idstr, smtpd_strstate(s->state), line);
+		log_debug("%s session=%s state=%s event=reply code=%.3s",
+		    s->proto, s->idstr, smtpd_strstate(s->state), line);
 	if (s->bev == NULL)
 		return;
 	line[n++] = '\r';
@@ -395,13 +454,19 @@ smtpd_session_new(const struct smtpd_session_env *env, int fd,
     const struct sockaddr *sa, int socklen, void *arg)
 {
 	struct smtpd_session	*s;
-	struct event_base	*base = env->d->base;
+	struct event_base	*base = env->lmtp ? env->base : env->d->base;
 	char			 host[INET6_ADDRSTRLEN];
 
 	s = xcalloc(1, sizeof *s);
 	s->env = env;
-	s->d = env->d;
+	s->d = env->lmtp ? NULL : env->d;
 	s->arg = arg;
+	s->lmtp = env->lmtp;
+	s->proto = s->lmtp ? "lmtp" : "smtp";
+	s->job_free = env->job_free;
+	if (s->lmtp && (base == NULL || env->submit == NULL ||
+	    env->job_free == NULL))
+		log_panic("lmtp: session without loop or processor");
 	s->state = SMTPD_S_GREETED;
 	hash_random(&s->id, sizeof s->id);
 	snprintf(s->idstr, sizeof s->idstr, "%016llx",
@@ -435,7 +500,8 @@ smtpd_session_new(const struct smtpd_session_env *env, int fd,
 	smtpd_set_io(s);
 
 	smtpd_log(s, SL_INFO, "event=connect addr=%s", s->peer);
-	smtpd_reply(s, "220 %s ESMTP sealpost", env->hostname);
+	smtpd_reply(s, "220 %s %s sealpost", env->hostname,
+	    s->lmtp ? "LMTP" : "ESMTP");
 	return s;
 }
 
@@ -444,7 +510,8 @@ static void
 smtpd_set_io(struct smtpd_session *s)
 {
 	struct timeval	 tv;
-	int64_t		 t = s->d->cfg->smtp_timeout;
+	int64_t		 t = s->lmtp ? s->env->timeout :
+			    s->d->cfg->smtp_timeout;
 
 	tv.tv_sec = t > 0 ? (time_t)t : 300;
 	tv.tv_usec = 0;
@@ -498,6 +565,17 @@ smtpd_session_free(struct smtpd_session **sp)
 			job->arg = NULL;
 			s->tx.rcpts[i].job = NULL;
 		}
+	}
+	if (s->tx.ljob != NULL) {
+		/* the job outlives the session: its done() only frees it */
+		struct intake_job *job = s->tx.ljob;
+		void (**freep)(struct intake_job **);
+
+		freep = xmalloc(sizeof *freep);
+		*freep = s->job_free;
+		job->done = smtpd_lmtp_discard;
+		job->arg = freep;
+		s->tx.ljob = NULL;
 	}
 	s->npending = 0;
 	s->env = NULL;
@@ -813,22 +891,23 @@ smtpd_command(struct smtpd_session *s, char *line)
 	while (*arg == ' ')
 		arg++;
 	for (i = 0; i < nitems(smtpd_cmds); i++) {
-		if (strlen(smtpd_cmds[i].name) == vlen &&
+		if ((smtpd_cmds[i].modes & (s->lmtp ? CM_LMTP : CM_SMTP)) &&
+		    strlen(smtpd_cmds[i].name) == vlen &&
 		    strncasecmp(line, smtpd_cmds[i].name, vlen) == 0) {
 			c = &smtpd_cmds[i];
 			break;
 		}
 	}
 	if (c == NULL) {
-		log_debug("smtp session=%s state=%s event=command verb=%s "
-		    "unknown", s->idstr, smtpd_strstate(s->state),
+		log_debug("%s session=%s state=%s event=command verb=%s "
+		    "unknown", s->proto, s->idstr, smtpd_strstate(s->state),
 		    log_escape(esc, sizeof esc, line, vlen > 16 ? 16 : vlen));
 		smtpd_reply(s, "500 5.5.1 command unrecognized");
 		return;
 	}
-	log_debug("smtp session=%s state=%s event=command verb=%s", s->idstr,
-	    smtpd_strstate(s->state), c->name);
-	if (s->d->draining) {
+	log_debug("%s session=%s state=%s event=command verb=%s", s->proto,
+	    s->idstr, smtpd_strstate(s->state), c->name);
+	if (smtpd_draining(s)) {
 		smtpd_reply(s, "421 4.3.2 %s shutting down",
 		    s->env->hostname);
 		smtpd_close(s, 1);
@@ -836,7 +915,8 @@ smtpd_command(struct smtpd_session *s, char *line)
 	}
 	if ((c->states & ST(s->state)) == 0) {
 		if (s->state == SMTPD_S_GREETED)
-			smtpd_reply(s, "503 5.5.1 send EHLO first");
+			smtpd_reply(s, "503 5.5.1 send %s first",
+			    s->lmtp ? "LHLO" : "EHLO");
 		else
 			smtpd_reply(s, "503 5.5.1 bad sequence of commands");
 		return;
@@ -1240,13 +1320,16 @@ out:
 static void
 smtpd_cmd_data(struct smtpd_session *s, const char *arg)
 {
-	const struct config	*cfg = s->d->cfg;
-
 	if (*arg != '\0') {
 		smtpd_reply(s, "501 5.5.4 syntax: DATA");
 		return;
 	}
-	if (s->tx.nrcpts == 0) {
+	if (s->lmtp && s->tx.nlrcpts == 0) {
+		/* RFC 2033 4.2: 503 without a successful RCPT */
+		smtpd_reply(s, "503 5.5.1 no valid recipients");
+		return;
+	}
+	if (!s->lmtp && s->tx.nrcpts == 0) {
 		smtpd_reply(s, "554 5.5.1 no valid recipients");
 		return;
 	}
@@ -1256,8 +1339,14 @@ smtpd_cmd_data(struct smtpd_session *s, const char *arg)
 		smtpd_close(s, 1);
 		return;
 	}
-	smtpd_data_init(&s->tx.data, (size_t)cfg->smtp_max_line_length,
-	    (size_t)cfg->smtp_max_header_size, (size_t)cfg->max_letter_size);
+	if (s->lmtp)
+		smtpd_data_init(&s->tx.data, s->env->max_line,
+		    s->env->max_header, s->env->max_size);
+	else
+		smtpd_data_init(&s->tx.data,
+		    (size_t)s->d->cfg->smtp_max_line_length,
+		    (size_t)s->d->cfg->smtp_max_header_size,
+		    (size_t)s->d->cfg->max_letter_size);
 	s->tx.data_active = 1;
 	smtpd_enter_state(s, SMTPD_S_DATA);
 	smtpd_reply(s, "354 End data with <CR><LF>.<CR><LF>");
@@ -1307,8 +1396,13 @@ static void
 smtpd_cmd_help(struct smtpd_session *s, const char *arg)
 {
 	(void)arg;
-	smtpd_reply(s, "214 2.0.0 sealpost: RCPT TO:<patient-ID@practice "
-	    "domain>, after AUTH PLAIN with the client's API token");
+	if (s->lmtp)
+		smtpd_reply(s, "214 2.0.0 sealpost: LMTP for replies and "
+		    "bounces (RFC 2033)");
+	else
+		smtpd_reply(s, "214 2.0.0 sealpost: RCPT TO:<patient-ID@"
+		    "practice domain>, after AUTH PLAIN with the client's API "
+		    "token");
 }
 
 /* EXPN, BDAT (no CHUNKING), ETRN, TURN. */
@@ -1334,6 +1428,11 @@ smtpd_tx_reset(struct smtpd_session *s)
 		free(s->tx.rcpts[i].address);
 	}
 	free(s->tx.rcpts);
+	if (s->tx.ljob != NULL)
+		log_panic("lmtp session=%s reset with a pending job", s->idstr);
+	for (i = 0; i < s->tx.nlrcpts; i++)
+		free(s->tx.lrcpts[i]);
+	free(s->tx.lrcpts);
 	if (s->tx.data_active)
 		smtpd_data_clear(&s->tx.data);
 	if (s->tx.raw != NULL) {
@@ -1372,9 +1471,25 @@ smtpd_data_input(struct smtpd_session *s)
 	if (smtpd_data_verdict(&s->tx.data, reply, sizeof reply) != 0) {
 		smtpd_log(s, SL_INFO, "event=data result=reject flags=0x%x",
 		    s->tx.data.flags);
-		smtpd_tx_reset(s);
 		smtpd_enter_state(s, SMTPD_S_HELO);
-		smtpd_reply(s, "%s", reply);
+		if (s->lmtp)
+			smtpd_lmtp_reply_each(s, reply);
+		else
+			smtpd_reply(s, "%s", reply);
+		smtpd_tx_reset(s);
+		return 1;
+	}
+	if (s->lmtp) {
+		if (smtpd_draining(s)) {
+			smtpd_lmtp_reply_each(s, "451 4.3.2 shutting down, "
+			    "try again later");
+			smtpd_tx_reset(s);
+			smtpd_reply(s, "421 4.3.2 %s shutting down",
+			    s->env->hostname);
+			smtpd_close(s, 1);
+			return 1;
+		}
+		smtpd_lmtp_commit(s);
 		return 1;
 	}
 	if (s->d->draining || s->d->submit == NULL) {
@@ -1596,16 +1711,26 @@ smtpd_tx_answer(struct smtpd_session *s)
 		    "different message");
 	}
 	smtpd_tx_reset(s);
+	smtpd_tx_resume(s, shutdown);
+}
 
+/*
+ * The transaction was answered: free a session whose client left, close
+ * one that is draining (`said_421': the answer said so already), else
+ * read the commands pipelined after the final dot.
+ */
+static void
+smtpd_tx_resume(struct smtpd_session *s, int said_421)
+{
 	if (s->bev == NULL) {
-		/* the client left while the letters were committed */
+		/* the client left while the message was processed */
 		smtpd_release(s);
 		return;
 	}
 	if (s->state == SMTPD_S_QUIT)
 		return;			/* closing already (EOF) */
-	if (shutdown || s->d->draining) {
-		if (!shutdown)
+	if (said_421 || smtpd_draining(s)) {
+		if (!said_421)
 			smtpd_reply(s, "421 4.3.2 %s shutting down",
 			    s->env->hostname);
 		smtpd_close(s, 1);
@@ -1615,6 +1740,229 @@ smtpd_tx_answer(struct smtpd_session *s)
 	bufferevent_enable(s->bev, EV_READ);
 	/* commands pipelined after the final dot */
 	smtpd_process(s);
+}
+
+/* ---- LMTP (RFC 2033) ------------------------------------------------- */
+
+/* Whether the daemon (SMTP) or the listener (LMTP) is draining. */
+static int
+smtpd_draining(struct smtpd_session *s)
+{
+	if (s->lmtp)
+		return s->env != NULL && s->env->draining;
+	return s->d->draining;
+}
+
+/* LHLO domain (RFC 2033 4.1): the EHLO reply of an LMTP server. */
+static void
+smtpd_cmd_lhlo(struct smtpd_session *s, const char *arg)
+{
+	if (*arg == '\0') {
+		smtpd_reply(s, "501 5.5.4 syntax: LHLO hostname");
+		return;
+	}
+	smtpd_tx_reset(s);
+	s->esmtp = 1;
+	smtpd_enter_state(s, SMTPD_S_HELO);
+	/* PIPELINING and ENHANCEDSTATUSCODES are a MUST (RFC 2033 5) */
+	smtpd_reply(s, "250-%s", s->env->hostname);
+	smtpd_reply(s, "250-PIPELINING");
+	smtpd_reply(s, "250-ENHANCEDSTATUSCODES");
+	smtpd_reply(s, "250-8BITMIME");
+	smtpd_reply(s, "250 SIZE %zu", s->env->max_size);
+}
+
+/*
+ * mail = "MAIL FROM:" Reverse-path [SP Mail-parameters] CRLF
+ * The MX decided to accept the message: any valid path will do.
+ */
+static void
+smtpd_cmd_lmtp_mail(struct smtpd_session *s, const char *arg)
+{
+	struct smtpd_mail_params p;
+	char			 mbox[SMTPD_MAX_MAILBOX + 1];
+	const char		*rest, *why;
+	int			 r;
+
+	if (strncasecmp(arg, "FROM:", 5) != 0) {
+		smtpd_reply(s, "501 5.5.4 syntax: MAIL FROM:<address>");
+		return;
+	}
+	arg += 5;
+	while (*arg == ' ')
+		arg++;
+	if (smtpd_parse_path(arg, 1, mbox, sizeof mbox, &rest, &why) != 0) {
+		smtpd_reply(s, "501 5.1.7 bad sender address syntax (%s)",
+		    why);
+		return;
+	}
+	r = smtpd_parse_mail_params(rest, &p, &why);
+	if (r != 0) {
+		smtpd_reply(s, "%s 5.5.4 %s",
+		    r == SMTPD_PARAM_UNKNOWN ? "555" : "501", why);
+		return;
+	}
+	if (p.size >= 0 && (uint64_t)p.size > s->env->max_size) {
+		smtpd_reply(s, "552 5.3.4 message size exceeds fixed limit");
+		return;
+	}
+	smtpd_tx_reset(s);
+	smtpd_log(s, SL_DEBUG, "event=mail null=%d size=%lld",
+	    mbox[0] == '\0', (long long)p.size);
+	smtpd_enter_state(s, SMTPD_S_MAIL);
+	smtpd_reply(s, "250 2.1.0 Ok");
+}
+
+/*
+ * rcpt = "RCPT TO:" ( "<Postmaster@" Domain ">" / "<Postmaster>" /
+ *        Forward-path ) [SP Rcpt-parameters] CRLF
+ * Any valid Mailbox: whether it is ours is the intake's answer, given
+ * after the data for this recipient alone.
+ */
+static void
+smtpd_cmd_lmtp_rcpt(struct smtpd_session *s, const char *arg)
+{
+	char		 mbox[SMTPD_MAX_MAILBOX + 1];
+	const char	*rest, *why;
+	int		 r;
+
+	if (strncasecmp(arg, "TO:", 3) != 0) {
+		smtpd_reply(s, "501 5.5.4 syntax: RCPT TO:<address>");
+		return;
+	}
+	arg += 3;
+	while (*arg == ' ')
+		arg++;
+	if (smtpd_parse_path(arg, 0, mbox, sizeof mbox, &rest, &why) != 0) {
+		smtpd_reply(s, "501 5.1.3 bad recipient address syntax (%s)",
+		    why);
+		return;
+	}
+	r = smtpd_parse_rcpt_params(rest, &why);
+	if (r != 0) {
+		smtpd_reply(s, "%s 5.5.4 %s",
+		    r == SMTPD_PARAM_UNKNOWN ? "555" : "501", why);
+		return;
+	}
+	if (s->tx.nlrcpts >= s->env->max_rcpts) {
+		smtpd_reply(s, "452 4.5.3 too many recipients");
+		return;
+	}
+	s->tx.lrcpts = xreallocarray(s->tx.lrcpts, s->tx.nlrcpts + 1,
+	    sizeof *s->tx.lrcpts);
+	s->tx.lrcpts[s->tx.nlrcpts++] = xstrdup(mbox);
+	smtpd_log(s, SL_DEBUG, "event=rcpt n=%zu", s->tx.nlrcpts);
+	smtpd_enter_state(s, SMTPD_S_RCPT);
+	smtpd_reply(s, "250 2.1.5 Ok");
+}
+
+/*
+ * The same reply to every accepted recipient (a refused message, or
+ * shutdown); it counts as one error, not one per recipient.
+ */
+static void
+smtpd_lmtp_reply_each(struct smtpd_session *s, const char *reply)
+{
+	size_t	 i;
+	int	 errors = s->errors;
+
+	for (i = 0; i < s->tx.nlrcpts; i++)
+		smtpd_reply(s, "%s", reply);
+	if (s->errors > errors)
+		s->errors = errors + 1;
+}
+
+/* The message is in: one job, all recipients, to the intake. */
+static void
+smtpd_lmtp_commit(struct smtpd_session *s)
+{
+	struct smtpd_tx		*tx = &s->tx;
+	struct intake_job	*job;
+
+	job = xcalloc(1, sizeof *job);
+	job->raw = smtpd_data_take(&tx->data, &job->len);
+	tx->data_active = 0;
+	/* the recipients go with the job: the transaction forgets them */
+	job->rcpts = tx->lrcpts;
+	job->nrcpts = tx->nlrcpts;
+	tx->lrcpts = NULL;
+	tx->nlrcpts = 0;
+	job->done = smtpd_lmtp_done;
+	job->arg = s;
+	tx->rawlen = job->len;
+	smtpd_log(s, SL_DEBUG, "event=data result=submitted size=%zu rcpts=%zu",
+	    job->len, job->nrcpts);
+
+	smtpd_enter_state(s, SMTPD_S_COMMIT);
+	bufferevent_disable(s->bev, EV_READ);
+	tx->ljob = job;
+	s->npending = 1;
+	s->env->submit(job, s->env->submit_arg);
+}
+
+/*
+ * The intake is done with the message (loop thread): one reply per
+ * recipient, in RCPT order, from the job's results.
+ */
+static void
+smtpd_lmtp_done(struct intake_job *job, void *arg)
+{
+	struct smtpd_session	*s = arg;
+	struct intake_result	*res;
+	char			 text[sizeof res->smtp_text];
+	size_t			 i, n[6] = { 0 }, other = 0;
+	int			 code, errors;
+
+	if (job != s->tx.ljob || s->npending != 1)
+		log_panic("lmtp session=%s unknown job", s->idstr);
+	s->tx.ljob = NULL;
+	s->npending = 0;
+
+	errors = s->errors;
+	for (i = 0; i < job->nrcpts; i++) {
+		res = job->results != NULL ? &job->results[i] : NULL;
+		code = res != NULL ? res->smtp_code : 0;
+		if (res != NULL && (unsigned)res->outcome < nitems(n))
+			n[res->outcome]++;
+		else
+			other++;
+		if (code < 200 || code > 599 || (code >= 300 && code < 400)) {
+			/* not a final reply: the message must come again */
+			smtpd_log(s, SL_WARN, "event=result rcpt=%zu "
+			    "reason=\"no valid reply code\"", i + 1);
+			smtpd_reply(s, "451 4.3.0 internal error, try again "
+			    "later");
+			continue;
+		}
+		strlcpy_sp(text, res->smtp_text, sizeof text);
+		smtpd_sanitize(text);
+		if (text[0] == '\0')
+			strlcpy_sp(text, code < 400 ? "2.0.0 Ok" : code < 500 ?
+			    "4.3.0 try again later" : "5.0.0 refused",
+			    sizeof text);
+		smtpd_reply(s, "%d %s", code, text);
+	}
+	/* per-recipient outcomes judge the message, not the client */
+	s->errors = errors;
+	smtpd_log(s, SL_INFO, "event=delivered size=%zu rcpts=%zu filed=%zu "
+	    "quarantined=%zu duplicate=%zu bounce=%zu refused=%zu "
+	    "tempfail=%zu other=%zu", job->len, job->nrcpts,
+	    n[INTAKE_FILED], n[INTAKE_QUARANTINED], n[INTAKE_DUPLICATE],
+	    n[INTAKE_BOUNCE], n[INTAKE_REFUSED], n[INTAKE_TEMPFAIL], other);
+	s->nletters += job->nrcpts;
+	s->job_free(&job);
+	smtpd_tx_reset(s);
+	smtpd_tx_resume(s, 0);
+}
+
+/* A job whose session was torn down (smtpd_session_free): free it. */
+static void
+smtpd_lmtp_discard(struct intake_job *job, void *arg)
+{
+	void	(**freep)(struct intake_job **) = arg;
+
+	(*freep)(&job);
+	free(freep);
 }
 
 /* Urgent when the header says so (Importance, Priority, X-Priority). */

@@ -10,6 +10,14 @@
  * listener can forget it; a session whose client left while its letters
  * were in the pipeline stays alive, without I/O, until the last one is done.
  *
+ * LMTP mode (RFC 2033, env->lmtp, for lmtpd.c): the same state machine,
+ * command parser and DATA reader, with LHLO instead of EHLO/HELO (those,
+ * AUTH and STARTTLS are 500), any syntactically valid RCPT TO address
+ * (at most env->max_rcpts), and, after the final dot, one
+ * intake_job for the whole message handed to env->submit(); when its
+ * done() runs the session answers one reply per accepted RCPT, in RCPT
+ * order.  A session whose client left keeps no I/O and waits for done().
+ *
  * The parsers below are pure functions over bytes, exported for the unit
  * tests and the fuzzers (tests/test_smtpd_parse.c).  Error policy: parsers
  * return 0 on success and a negative value with a static, content-free
@@ -23,6 +31,8 @@
 #include <stdint.h>
 
 struct daemon;
+struct event_base;
+struct intake_job;
 struct sockaddr;
 struct tlsserver;
 struct smtpd_session;
@@ -46,6 +56,24 @@ struct smtpd_session_env {
 	int		 plaintext_auth; /* AUTH allowed off loopback without
 					   TLS (allow_plaintext, no TLS) */
 	void		(*gone)(void *arg); /* the session freed itself */
+
+	/*
+	 * LMTP mode (lmtpd.c).  Then d is NULL and the fields below stand
+	 * in for the daemon's: the loop, the drain flag (set by the
+	 * listener) and the bounds.  The processor takes a job (submit)
+	 * and, once done() ran, the session frees it with job_free.
+	 */
+	int		 lmtp;
+	struct event_base *base;
+	int		 draining;	/* refuse new work: 421 */
+	int64_t		 timeout;	/* seconds per command */
+	size_t		 max_line;	/* DATA line incl. CRLF */
+	size_t		 max_header;
+	size_t		 max_size;	/* message bytes */
+	size_t		 max_rcpts;
+	void		(*submit)(struct intake_job *, void *);
+	void		*submit_arg;
+	void		(*job_free)(struct intake_job **);
 };
 
 /*
