@@ -29,6 +29,7 @@
 #include "intake.h"
 #include "letter.h"
 #include "log.h"
+#include "mime.h"
 #include "queue.h"
 #include "reply.h"
 #include "sandbox.h"
@@ -946,7 +947,9 @@ intake_commit(struct intake *in, struct intake_case *c,
 			c->automatic = 1;
 	}
 	c->own = intake_own_address(c, from);
-	answerable = from != NULL && !c->automatic && !c->own;
+	/* an address our builder cannot write to is never answered */
+	answerable = from != NULL && !c->automatic && !c->own &&
+	    mime_addr_check(from) == NULL;
 	team = intake_team(c->practice);
 
 	if (filed) {
@@ -972,7 +975,7 @@ intake_commit(struct intake *in, struct intake_case *c,
 			    c->clinician->active ? c->clinician->id : 0;
 		}
 		/* the registered address: From equals it when filed */
-		if (answerable) {
+		if (answerable && mime_addr_check(c->patient->email) == NULL) {
 			mails[nm].kind = STORE_RM_ACK;
 			mails[nm].to = c->patient->email;
 			mails[nm++].clinician_id = 0;
