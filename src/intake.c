@@ -38,10 +38,10 @@
 #include "util.h"
 
 #define INTAKE_MAX_HEADER	(1024 * 1024)	/* larger: quarantined */
-#define INTAKE_FLAG_SCAN	(1024 * 1024)	/* red flags: text scanned */
+#define INTAKE_FLAG_SCAN	(1024 * 1024)	/* red flags: bytes read */
 #define INTAKE_PHRASES_MAX	1000
 #define INTAKE_PHRASE_LEN	100
-#define INTAKE_BOUNCE_WAIT	120		/* seconds for queue_bounce */
+#define INTAKE_BOUNCE_WAIT	120		/* s for queue_bounce */
 
 struct intake {
 	struct intake_params	 params;
@@ -53,13 +53,13 @@ struct intake {
 	size_t			 ntypes;
 };
 
-/* Everything one message's decision needs; freed by intake_decide_clear. */
+/* What one message's decision needs; freed by intake_case_clear(). */
 struct intake_case {
 	const struct intake_msg	*msg;
-	struct inhdr		*hdr;		/* NULL: header unusable */
+	struct inhdr		*hdr;		/* NULL: unusable */
 	const char		*hdr_error;
 	/* the token */
-	const char		*addr;		/* the address it came in */
+	const char		*addr;		/* it came to */
 	enum token_purpose	 purpose;	/* 0: none found */
 	enum token_result	 tr;
 	struct token_claims	 claims;
@@ -67,12 +67,12 @@ struct intake_case {
 	struct store_practice	*practice;
 	struct store_letter	*letter;
 	struct store_patient	*patient;
-	struct store_clinician	*clinician;	/* the letter's author */
+	struct store_clinician	*clinician;	/* the author */
 	/* content */
 	struct letter_doc	*doc;
 	char			*new_text;
 	unsigned		 removed;
-	int			 parse_rc;	/* 0, -1 rejected, -2 crashed */
+	int			 parse_rc;	/* 0, -1 refused, -2 died */
 	struct letter_error	 perr;
 	/* the decision */
 	const char		*state;
@@ -316,7 +316,7 @@ intake_type_allowed(const struct intake *in, const char *ctype)
 	return 0;
 }
 
-/* --- the context ---------------------------------------------------------- */
+/* --- the context --------------------------------------------------------- */
 
 int
 intake_new(const struct intake_params *p, struct intake **in_r,
@@ -392,7 +392,7 @@ intake_case_clear(struct intake_case *c)
 	memset(c, 0, sizeof(*c));
 }
 
-/* --- the token and what it names ------------------------------------------ */
+/* --- the token and what it names ----------------------------------------- */
 
 /*
  * The first candidate address carrying a bounce+ or reply+ token: the
@@ -522,7 +522,7 @@ intake_references(struct intake *in, struct intake_case *c)
 	snprintf((c)->detail, sizeof((c)->detail), __VA_ARGS__);	\
 } while (0)
 
-/* --- bounces ---------------------------------------------------------------- */
+/* --- bounces ------------------------------------------------------------- */
 
 struct intake_wait {
 	pthread_mutex_t		 mu;
@@ -631,7 +631,8 @@ intake_bounce_queue(struct intake *in, struct intake_case *c,
 	case QB_HOSTILE:
 		c->reason = "parse_crashed";
 		snprintf(c->detail, sizeof(c->detail), "the parser failed on "
-		    "a bounce for delivery %lld", (long long)c->claims.recipient);
+		    "a bounce for delivery %lld",
+		    (long long)c->claims.recipient);
 		return 0;
 	default:
 		intake_fail(res, INTAKE_TEMPFAIL, 451,
@@ -689,7 +690,7 @@ intake_bounce(struct intake *in, struct intake_case *c,
 	intake_commit(in, c, res);
 }
 
-/* --- content ---------------------------------------------------------------- */
+/* --- content ------------------------------------------------------------- */
 
 /* Parse in the sandbox and extract the new text.  0, or -1 tempfail. */
 static int
@@ -730,7 +731,7 @@ intake_content(struct intake *in, struct intake_case *c)
 	return 0;
 }
 
-/* --- the decision ------------------------------------------------------------ */
+/* --- the decision -------------------------------------------------------- */
 
 /* addr-specs equal: domain case-insensitive, local part exact. */
 static int
@@ -860,7 +861,7 @@ intake_decide(struct intake *in, struct intake_case *c)
 	}
 }
 
-/* --- sealing and committing --------------------------------------------------- */
+/* --- sealing and committing ---------------------------------------------- */
 
 static int
 intake_seal(struct intake *in, struct intake_case *c, unsigned char **out,
@@ -1070,7 +1071,7 @@ intake_commit(struct intake *in, struct intake_case *c,
 		    "2.0.0 reply received, held for the practice");
 }
 
-/* --- the whole path ----------------------------------------------------------- */
+/* --- the whole path ------------------------------------------------------ */
 
 void
 intake_process(struct intake *in, const struct intake_msg *msg,
@@ -1156,7 +1157,7 @@ out:
 	intake_case_clear(&c);
 }
 
-/* --- the pool (LMTP) ---------------------------------------------------------- */
+/* --- the pool (LMTP) ----------------------------------------------------- */
 
 struct intake_pool {
 	struct event_base	*base;
