@@ -904,6 +904,31 @@ test_red_flags(struct intake *in)
 	expect("red flag only quoted", &res, INTAKE_FILED, "", "unverified",
 	    l, jo, 0, 0, "ack:" JO " forward:" CLIN);
 	free(m);
+	/* HTML only, and HTML beside an empty text part: the HTML is read */
+	free(to);
+	l = letter(jo, JO);
+	to = reply_to(l, jo);
+	xasprintf(&m, "From: " JO "\r\nTo: %s\r\nMessage-ID: <ho%d@x>\r\n"
+	    "MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8"
+	    "\r\n\r\n<html><body><p>I can&#8217;t breathe properly</p>"
+	    "<blockquote>Your results</blockquote></body></html>\r\n", to,
+	    ++msgno);
+	run(in, m, 0, to, &res);
+	expect("red flag in HTML only", &res, INTAKE_FILED, "", "unverified",
+	    l, jo, 1, 0, "ack:" JO " forward:" CLIN " redflag:" DUTY);
+	free(m);
+	xasprintf(&m, "From: " JO "\r\nTo: %s\r\nMessage-ID: <he%d@x>\r\n"
+	    "MIME-Version: 1.0\r\nContent-Type: multipart/alternative; "
+	    "boundary=zz\r\n\r\n--zz\r\nContent-Type: text/plain; "
+	    "charset=utf-8\r\n\r\n\r\n--zz\r\nContent-Type: text/html; "
+	    "charset=utf-8\r\n\r\n<p>He collapsed this morning</p>\r\n"
+	    "--zz--\r\n", to, ++msgno);
+	run(in, m, 0, to, &res);
+	expect("red flag in HTML beside an empty text part", &res,
+	    INTAKE_FILED, "", "unverified", l, jo, 1, 0,
+	    "ack:" JO " forward:" CLIN " redflag:" DUTY);
+	free(m);
+
 	/* a red flag in a quarantined reply still alerts the duty address */
 	m = mkmsg("someone@else.test", to, "", "He collapsed.\r\n");
 	run(in, m, 0, to, &res);
@@ -1034,6 +1059,65 @@ test_attachments(struct intake *in)
 		free(m);
 		free(to);
 	}
+}
+
+/* The attachment limits of [replies]: count and size. */
+static void
+test_attachment_limits(void)
+{
+	struct intake_params	 p = params();
+	struct intake		*in;
+	struct intake_result	 res;
+	char			*to, *m, *parts, *one;
+	int64_t			 l;
+	size_t			 i, len;
+
+	p.max_attachments = 2;
+	p.max_attachment_size = 100;
+	if ((in = mkintake(&p)) == NULL) {
+		ok(0, "intake with attachment limits");
+		return;
+	}
+	for (i = 0; i < 3; i++) {
+		/* 2 small ones: filed; 3 small ones; 1 of 150 bytes */
+		size_t	 k, natt = i == 1 ? 3 : i == 0 ? 2 : 1;
+
+		parts = xstrdup("");
+		for (k = 0; k < natt; k++) {
+			xasprintf(&one, "%s--zz\r\nContent-Type: image/png\r\n"
+			    "Content-Disposition: attachment; filename=p%zu.png"
+			    "\r\nContent-Transfer-Encoding: base64\r\n\r\n%s"
+			    "\r\n", parts, k, i == 2 ? "iVBORw0KGgoAAAANSUhEUg"
+			    "AAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA"
+			    "60e6kgAAAABJRU5ErkJggmlWQk9SdzBLR2dvQUFBQU5TVWhFVWd"
+			    "BQUFBRUFBQUFCQ0FZQUFBQWZGY1NKQUFBQURVbEVRVlI0Mm1Oa1l"
+			    "QaGZEd0FDaHdHQTYwZTZrZ0FBQUFCSlJVNUVya0pnZ2c9PQ==" :
+			    "iVBORw0KGgo=");
+			free(parts);
+			parts = one;
+		}
+		l = letter(jo, JO);
+		to = reply_to(l, jo);
+		xasprintf(&m, "From: " JO "\r\nTo: %s\r\nMessage-ID: <al%d@x>"
+		    "\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; "
+		    "boundary=zz\r\n\r\n--zz\r\nContent-Type: text/plain\r\n"
+		    "\r\nPictures.\r\n%s--zz--\r\n", to, ++msgno, parts);
+		free(parts);
+		len = strlen(m);
+		run(in, m, len, to, &res);
+		if (i == 0)
+			expect("2 attachments, max 2", &res, INTAKE_FILED, "",
+			    "unverified", l, jo, 0, 0,
+			    "ack:" JO " forward:" CLIN);
+		else
+			expect(i == 1 ? "3 attachments, max 2" :
+			    "an attachment over max_attachment_size", &res,
+			    INTAKE_QUARANTINED, "too_large", "unverified", l,
+			    jo, 0, 0, "quarantine:" TEAM);
+		free(m);
+		free(to);
+	}
+	intake_free(&in);
 }
 
 /* Hostile and odd messages: quarantined, quickly, and the intake lives. */
@@ -1256,6 +1340,7 @@ main(int argc, char **argv)
 			test_automatic(in);
 			test_red_flags(in);
 			test_attachments(in);
+			test_attachment_limits();
 			test_hostile(in);
 			test_shared(in);
 			test_routing();
