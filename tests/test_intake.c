@@ -23,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+#include <event2/thread.h>
 #include <sqlite3.h>
 
 #include "age.h"
@@ -1350,6 +1352,86 @@ test_shared(struct intake *in)
 	free(cross);
 }
 
+/* The pool's answer, on the loop thread. */
+static void
+pool_done(struct intake_job *job, void *arg)
+{
+	struct intake_result	*out = arg;
+	size_t			 i;
+
+	for (i = 0; i < job->nrcpts; i++)
+		out[i] = job->results[i];
+	out[job->nrcpts].outcome = INTAKE_FILED;	/* the "done" mark */
+	out[job->nrcpts].smtp_code = 1;
+	intake_job_free(&job);
+}
+
+/* Keeps the loop turning (EVLOOP_ONCE) until the job is done. */
+static void
+pool_tick(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	(void)arg;
+}
+
+/* The LMTP pool: one message, two recipients, answered on the loop. */
+static void
+test_pool(void)
+{
+	struct intake_params	 p = params();
+	struct event_base	*base;
+	struct event		*tick;
+	struct intake_pool	*pool = NULL;
+	struct intake_job	*job;
+	struct intake_result	 out[3];
+	struct timeval		 tv = { 0, 20000 };
+	const char		*e = NULL;
+	char			*to, *bad, *m;
+	int64_t			 l;
+	uint64_t		 t0;
+
+	if ((base = event_base_new()) == NULL) {
+		ok(0, "event_base_new");
+		return;
+	}
+	if (intake_pool_start(base, &p, 2, &pool, &e) != 0) {
+		ok(0, "intake_pool_start: %s", e != NULL ? e : "?");
+		event_base_free(base);
+		return;
+	}
+	l = letter(jo, JO);
+	to = reply_to(l, jo);
+	bad = xstrdup(to);
+	bad[strlen("reply+") + 5] ^= 1;
+	m = mkmsg(JO, to, "", "Through the pool.\r\n");
+	memset(out, 0, sizeof(out));
+	job = xcalloc(1, sizeof(*job));
+	job->raw = m;
+	job->len = strlen(m);
+	job->rcpts = xcalloc(2, sizeof(*job->rcpts));
+	job->rcpts[0] = to;
+	job->rcpts[1] = bad;
+	job->nrcpts = 2;
+	job->done = pool_done;
+	job->arg = out;
+	intake_pool_submit(pool, job);
+	tick = event_new(base, -1, EV_PERSIST, pool_tick, NULL);
+	event_add(tick, &tv);
+	t0 = util_now_ms();
+	while (out[2].smtp_code == 0 && util_now_ms() - t0 < 30000)
+		event_base_loop(base, EVLOOP_ONCE);
+	ok(out[2].smtp_code == 1, "pool: done() ran on the loop");
+	is_int(out[0].outcome, INTAKE_FILED, "pool: first recipient filed");
+	is_int(out[1].outcome, INTAKE_QUARANTINED,
+	    "pool: second recipient quarantined");
+	is_str(out[1].reason, "bad_token", "pool: second bad_token");
+	is_int(intake_pool_stop(&pool, 10000), 0, "pool: stopped");
+	ok(pool == NULL, "pool: freed");
+	event_free(tick);
+	event_base_free(base);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1363,6 +1445,10 @@ main(int argc, char **argv)
 		sandbox_child_main();
 
 	signal(SIGPIPE, SIG_IGN);
+	if (evthread_use_pthreads() != 0) {
+		ok(0, "evthread_use_pthreads");
+		return tap_done();
+	}
 	if (hash_init() != 0) {
 		ok(0, "hash_init");
 		return tap_done();
@@ -1390,6 +1476,7 @@ main(int argc, char **argv)
 			test_shared(in);
 			test_routing();
 			test_reply_domain(in);
+			test_pool();
 			intake_free(&in);
 		} else
 			ok(0, "intake_new");
