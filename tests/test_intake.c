@@ -11,6 +11,7 @@
  * the sealed document itself, opened with the archive and clinician keys.
  * Several messages keep the header and body shapes of real clients
  * (Gmail, Outlook, iPhone, Thunderbird) from the talon reply fixtures.
+ * Last, the LMTP pool: one message for two recipients on worker threads.
  */
 #include "build.h"
 
@@ -65,6 +66,47 @@ static struct store	*st;
 static sqlite3		*raw;
 static int64_t		 prac, clin, jo, sam, ann, ben, own;
 static int		 msgno;
+
+static int	 identity(const char *, int64_t);
+static int64_t	 patient(const char *, const char *);
+static int	 setup(void);
+static int64_t	 letter(int64_t, const char *);
+static int64_t	 letter_by(int64_t, const char *, int64_t);
+static char	*raddr(enum token_purpose, int64_t, int64_t, int64_t);
+static char	*reply_to(int64_t, int64_t);
+static char	*mkmsg(const char *, const char *, const char *,
+		    const char *);
+static char	*gmail(const char *, const char *, const char *,
+		    const char *);
+static void	 m365(char *, size_t, const char *);
+static struct intake_params params(void);
+static struct intake *mkintake(const struct intake_params *);
+static void	 run(struct intake *, const char *, size_t, const char *,
+		    struct intake_result *);
+static char	*mails(int64_t);
+static int64_t	 nreplies(void);
+static void	 expect(const char *, const struct intake_result *,
+		    enum intake_outcome, const char *, const char *, int64_t,
+		    int64_t, int, int, const char *);
+static enum age_status unseal(int64_t, const char *, int64_t,
+		    struct reply_doc **);
+static void	 test_red_flag_match(void);
+static void	 test_filed(struct intake *);
+static void	 test_auth(struct intake *);
+static void	 test_tokens(struct intake *);
+static void	 test_from(struct intake *);
+static void	 test_no_token(struct intake *);
+static void	 test_automatic(struct intake *);
+static void	 test_red_flags(struct intake *);
+static void	 test_attachments(struct intake *);
+static void	 test_attachment_limits(void);
+static void	 test_hostile(struct intake *);
+static void	 test_shared(struct intake *);
+static void	 test_routing(void);
+static void	 test_reply_domain(struct intake *);
+static void	 pool_done(struct intake_job *, void *);
+static void	 pool_tick(evutil_socket_t, short, void *);
+static void	 test_pool(void);
 
 /* --- set-up -------------------------------------------------------------- */
 
@@ -145,8 +187,6 @@ setup(void)
 	}
 	return 0;
 }
-
-static int64_t	 letter_by(int64_t, const char *, int64_t);
 
 /* A letter by Dr A to a patient: the thread id, or 0. */
 static int64_t
@@ -1072,7 +1112,7 @@ test_attachment_limits(void)
 	struct intake_result	 res;
 	char			*to, *m, *parts, *one;
 	int64_t			 l;
-	size_t			 i, len;
+	size_t			 i, k, natt, len;
 
 	p.max_attachments = 2;
 	p.max_attachment_size = 100;
@@ -1082,8 +1122,7 @@ test_attachment_limits(void)
 	}
 	for (i = 0; i < 3; i++) {
 		/* 2 small ones: filed; 3 small ones; 1 of 150 bytes */
-		size_t	 k, natt = i == 1 ? 3 : i == 0 ? 2 : 1;
-
+		natt = i == 1 ? 3 : i == 0 ? 2 : 1;
 		parts = xstrdup("");
 		for (k = 0; k < natt; k++) {
 			xasprintf(&one, "%s--zz\r\nContent-Type: image/png\r\n"
