@@ -431,7 +431,8 @@ gmail(const char *from, const char *to, const char *extra, const char *news)
 	xasprintf(&m, "%sContent-Type: multipart/alternative;\r\n"
 	    " boundary=\"===============3455449757443551301==\"\r\n"
 	    "MIME-Version: 1.0\r\nDate: Mon, 2 Apr 2012 20:21:52 +0400\r\n"
-	    "Message-Id: <CAKsfaBW4hj0Gek6TwbR3erng4P1y0CZzJ0d=%d@mail.gmail.com>"
+	    "Message-Id: <CAKsfaBW4hj0Gek6TwbR3erng4P1y0CZzJ0d=%d"
+	    "@mail.gmail.com>"
 	    "\r\nSubject: Re: Your letter from Riverside\r\n"
 	    "From: %s\r\nTo: %s\r\n\r\n"
 	    "--===============3455449757443551301==\r\nMIME-Version: 1.0\r\n"
@@ -1130,9 +1131,10 @@ test_attachment_limits(void)
 			    "\r\nContent-Transfer-Encoding: base64\r\n\r\n%s"
 			    "\r\n", parts, k, i == 2 ? "iVBORw0KGgoAAAANSUhEUg"
 			    "AAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA"
-			    "60e6kgAAAABJRU5ErkJggmlWQk9SdzBLR2dvQUFBQU5TVWhFVWd"
-			    "BQUFBRUFBQUFCQ0FZQUFBQWZGY1NKQUFBQURVbEVRVlI0Mm1Oa1l"
-			    "QaGZEd0FDaHdHQTYwZTZrZ0FBQUFCSlJVNUVya0pnZ2c9PQ==" :
+			    "60e6kgAAAABJRU5ErkJggmlWQk9SdzBLR2dvQUFBQU5T"
+			    "VWhFVWdBQUFBRUFBQUFCQ0FZQUFBQWZGY1NKQUFBQURV"
+			    "bEVRVlI0Mm1Oa1lQaGZEd0FDaHdHQTYwZTZrZ0FBQUFC"
+			    "SlJVNUVya0pnZ2c9PQ==" :
 			    "iVBORw0KGgo=");
 			free(parts);
 			parts = one;
@@ -1193,8 +1195,9 @@ test_hostile(struct intake *in)
 	len = 0;
 	body = xmalloc(10000 * 80 + 1);
 	for (i = 0; i < 10000; i++)
-		len += (size_t)snprintf(body + len, 80, "--b%zu\r\nContent-Type:"
-		    " multipart/mixed; boundary=b%zu\r\n\r\n", i, i + 1);
+		len += (size_t)snprintf(body + len, 80, "--b%zu\r\n"
+		    "Content-Type: multipart/mixed; boundary=b%zu\r\n\r\n",
+		    i, i + 1);
 	xasprintf(&m, "From: " JO "\r\nTo: %s\r\nMessage-ID: <n%d@x>\r\n"
 	    "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b0"
 	    "\r\n\r\n%sdeep\r\n", to, ++msgno, body);
