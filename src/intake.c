@@ -107,7 +107,7 @@ static int	 intake_practice(struct intake *, struct intake_case *,
 static int	 intake_thread(struct intake *, struct intake_case *);
 static void	 intake_bounce(struct intake *, struct intake_case *,
 		    struct intake_result *);
-static void	 intake_references(struct intake *, struct intake_case *);
+static int	 intake_references(struct intake *, struct intake_case *);
 static int	 intake_content(struct intake *, struct intake_case *);
 static void	 intake_decide(struct intake *, struct intake_case *);
 static int	 intake_addr_equal(const char *, const char *);
@@ -489,31 +489,42 @@ intake_thread(struct intake *in, struct intake_case *c)
 	return 0;
 }
 
-/* No token: a Message-ID of ours in In-Reply-To or References. */
-static void
+/*
+ * No token: a Message-ID of ours in In-Reply-To or References.  0 (the
+ * thread loaded if one matched), -1 store trouble (try again later).
+ */
+static int
 intake_references(struct intake *in, struct intake_case *c)
 {
 	const char	*ids[INHDR_MAX_REFS + 1], *error = NULL;
 	int64_t		 did, lid, pid;
 	size_t		 n = 0, i;
+	int		 r;
 
 	if (c->hdr == NULL)
-		return;
+		return 0;
 	if (c->hdr->in_reply_to[0] != '\0')
 		ids[n++] = c->hdr->in_reply_to;
 	for (i = c->hdr->nrefs; i > 0; i--)
 		ids[n++] = c->hdr->refs[i - 1];
 	for (i = 0; i < n; i++) {
-		if (store_delivery_by_message_id(in->store, ids[i], &did,
-		    &lid, &pid, &error) != STORE_OK)
+		r = store_delivery_by_message_id(in->store, ids[i], &did,
+		    &lid, &pid, &error);
+		if (r == STORE_NOTFOUND)
 			continue;
+		if (r != STORE_OK)
+			return -1;
 		c->claims.thread = lid;
 		c->claims.recipient = pid;
 		c->purpose = TOKEN_REPLY;	/* for intake_thread */
-		if (intake_thread(in, c) == 0)
-			return;
+		if ((r = intake_thread(in, c)) == 0)
+			return 0;
 		c->purpose = 0;
+		/* a half-loaded thread must not be taken for a match */
+		if (r == -2)
+			return -1;
 	}
+	return 0;
 }
 
 #define QUARANTINE(c, r, ...) do {					\
@@ -711,6 +722,11 @@ intake_content(struct intake *in, struct intake_case *c)
 		return 0;
 	body = c->doc->text;
 	blen = body != NULL ? strlen(body) : 0;
+	/* An empty text part beside the HTML (some clients send one): the
+	 * words, and any red flag, are in the HTML. */
+	if (body != NULL && body[strspn(body, " \t\r\n")] == '\0' &&
+	    c->doc->html != NULL)
+		body = NULL;
 	if (body == NULL && c->doc->html != NULL) {
 		html_text = reply_html_to_text(c->doc->html,
 		    strlen(c->doc->html), &hl);
@@ -856,6 +872,24 @@ intake_decide(struct intake *in, struct intake_case *c)
 		if (!intake_type_allowed(in, c->doc->att[i].content_type)) {
 			QUARANTINE(c, "attachment_type", "attachment %zu has "
 			    "a type not allowed for replies", i + 1);
+			return;
+		}
+	}
+	/* The sandbox only bounds them by the message size: the [replies]
+	 * limits are ours to apply (0: none). */
+	if (in->params.max_attachments > 0 &&
+	    c->doc->natt > in->params.max_attachments) {
+		QUARANTINE(c, "too_large", "%zu attachments, over "
+		    "max_attachments %zu", c->doc->natt,
+		    in->params.max_attachments);
+		return;
+	}
+	for (i = 0; i < c->doc->natt; i++) {
+		if (in->params.max_attachment_size > 0 &&
+		    c->doc->att[i].len > in->params.max_attachment_size) {
+			QUARANTINE(c, "too_large", "attachment %zu of %zu "
+			    "bytes, over max_attachment_size", i + 1,
+			    c->doc->att[i].len);
 			return;
 		}
 	}
@@ -1114,7 +1148,8 @@ intake_process(struct intake *in, const struct intake_msg *msg,
 		QUARANTINE(&c, "bad_token", "reply address token refused "
 		    "(%s)", token_strresult(c.tr));
 	} else {
-		intake_references(in, &c);
+		if (intake_references(in, &c) != 0)
+			goto tempfail;
 		if (c.letter != NULL)
 			QUARANTINE(&c, "references_only", "no reply token; "
 			    "matched letter %lld by References only (lower "
