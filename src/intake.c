@@ -83,6 +83,7 @@ struct intake_case {
 	int			 shared;
 	int			 automatic;
 	int			 own;
+	int			 spoofed;	/* dmarc=fail */
 };
 
 /* The built-in red-flag phrases (sealpostd.8 lists them). */
@@ -808,6 +809,9 @@ intake_decide(struct intake *in, struct intake_case *c)
 		    in->params.authserv_topmost, why, sizeof(why));
 		if (auth == INHDR_AUTH_PASS)
 			c->sender = "verified";
+		/* never answer a From the provider says is forged */
+		if ((c->spoofed = auth == INHDR_AUTH_FAIL))
+			c->sender = "spoof";
 	}
 
 	/* Red flags read the patient's new words and the subject only: the
@@ -984,7 +988,7 @@ intake_commit(struct intake *in, struct intake_case *c,
 	c->own = intake_own_address(c, from);
 	/* an address our builder cannot write to is never answered */
 	answerable = from != NULL && !c->automatic && !c->own &&
-	    mime_addr_check(from) == NULL;
+	    !c->spoofed && mime_addr_check(from) == NULL;
 	team = intake_team(c->practice);
 
 	if (filed) {

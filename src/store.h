@@ -219,6 +219,7 @@ int	 store_client_add(struct store *, int64_t practice_id,
 
 int	 store_practice_get(struct store *, int64_t, struct store_practice **,
 	    const char **error_r);
+/* By mail domain, else by reply domain (case-insensitive). */
 int	 store_practice_by_domain(struct store *, const char *,
 	    struct store_practice **, const char **error_r);
 int	 store_clinician_get(struct store *, int64_t,

@@ -566,7 +566,8 @@ static const char *const store_sql[ST_MAX] = {
 	[ST_PRACTICE_GET] = "SELECT " PRACTICE_COLS " FROM practices "
 	    "WHERE id = ?1",
 	[ST_PRACTICE_BY_DOMAIN] = "SELECT " PRACTICE_COLS " FROM practices "
-	    "WHERE domain = ?1",
+	    "WHERE domain = lower(?1) OR lower(reply_domain) = lower(?1) "
+	    "ORDER BY domain = lower(?1) DESC, id LIMIT 1",
 	[ST_CLINICIAN_GET] = "SELECT " CLINICIAN_COLS " FROM clinicians "
 	    "WHERE id = ?1",
 	[ST_CLINICIAN_BY_EMAIL] = "SELECT " CLINICIAN_COLS " FROM clinicians "
