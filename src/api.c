@@ -7,6 +7,10 @@
  *   POST /v1/letters        202 {"id","status","status_url"} + Location,
  *                           sent from the pipeline's done() after COMMIT
  *   GET  /v1/letters/{id}   200 the letter's state and its deliveries
+ *   GET  /v1/threads/{id}   200 the thread: the letter and its replies,
+ *                           with the content of the filed ones
+ *   GET  /v1/replies        200 the practice's filed replies after a
+ *                           cursor, with content, for the record
  *   GET  /healthz           200 {"status":"ok"}; 503 draining / store down
  *   GET  /metrics           200 Prometheus text: queue counts and ages
  *
@@ -15,7 +19,7 @@
  *   400 malformed_json          (and letter.c's other 400s)
  *   401 unauthorized            + WWW-Authenticate: Bearer
  *   403 forbidden               "practice" names another practice
- *   404 not_found / unknown_patient / unknown_letter
+ *   404 not_found / unknown_patient / unknown_letter / unknown_thread
  *   405 method_not_allowed      + Allow
  *   409 idempotency_conflict    the key was used for another body
  *   413 too_large               the body (or the letter) is too big
@@ -25,6 +29,16 @@
  *   503 unavailable / shutting_down  + Retry-After
  * A patient or letter of another practice is a 404, like a missing one,
  * so a client cannot probe for another practice's ids.
+ *
+ * Reply content.  The two reply routes decrypt sealed replies with the
+ * practice archive identity, on the loop thread, so each answer is
+ * bounded: at most API_CONTENT_BUDGET sealed bytes are opened per answer
+ * (the page stops early, and says so with "more" and "next"), at least
+ * one reply so a large one cannot block the feed.  Before any content
+ * leaves, one transaction writes an audit row per reply opened
+ * ("reply.read", actor "client:N", object "reply:ID"); if it cannot be
+ * written, no content is sent (503).  Quarantined and rejected replies
+ * are listed without content: staff deal with them (sealpostctl).
  *
  * A POST's life (all on the loop thread, lookups on d->store):
  *
@@ -99,8 +113,10 @@
 #include "config.h"
 #include "daemon.h"
 #include "hash.h"
+#include "keyring.h"
 #include "letter.h"
 #include "log.h"
+#include "replydoc.h"
 #include "store.h"
 #include "queue.h"
 #include "submit.h"
@@ -116,6 +132,10 @@
 #define API_RETRY_AFTER		"5"		/* seconds */
 #define API_OVERSIZE_HDR	"X-Sealpost-Oversize"
 #define API_MARKER_HEX		32		/* 16 random bytes in hex */
+#define API_CONTENT_BUDGET	(8 * 1024 * 1024) /* sealed bytes per answer */
+#define API_THREAD_PAGE		100		/* replies per thread answer */
+#define API_REPLIES_LIMIT	100		/* /v1/replies default limit */
+#define API_REPLIES_MAX		500
 
 /* Every method evhttp knows: we answer 405 ourselves, as JSON. */
 #define API_METHODS	(EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | \
@@ -190,7 +210,21 @@ enum api_route {
 	API_R_HEALTH,
 	API_R_METRICS,
 	API_R_LETTERS,
-	API_R_LETTER
+	API_R_LETTER,
+	API_R_THREAD,
+	API_R_REPLIES
+};
+
+/* Opening replies for one answer: the archive key and the audit list. */
+struct api_content {
+	struct api_req		*ar;
+	int64_t			 practice_id;
+	struct keyring_secret	 sec;		/* unwrapped at the first use */
+	int			 sec_failed;
+	size_t			 opened;	/* sealed bytes opened */
+	int64_t			*ids;		/* replies to audit */
+	char			**outcomes;
+	size_t			 nids;
 };
 
 static struct bufferevent *api_bevcb(struct event_base *, void *);
@@ -214,6 +248,17 @@ static void	 api_health(struct api_req *);
 static void	 api_letter_get(struct api_req *, struct store_client *,
 		    int64_t);
 static void	 api_letter_post(struct api_req *, struct store_client *);
+static void	 api_thread_get(struct api_req *, struct store_client *,
+		    int64_t);
+static void	 api_replies_get(struct api_req *, struct store_client *);
+static int	 api_query(struct api_req *, const char *const *,
+		    int64_t *, const int64_t *, const int64_t *);
+static json_t	*api_reply_json(struct api_content *,
+		    const struct store_reply *, int);
+static int	 api_content_room(struct api_content *,
+		    const struct store_reply *);
+static int	 api_content_audit(struct api_content *);
+static void	 api_content_clear(struct api_content *);
 static int	 api_auth(struct api_req *, struct store_client **);
 static int	 api_json_ctype(const char *);
 static int	 api_idem_valid(const char *);
@@ -819,14 +864,28 @@ api_dispatch(struct evhttp_request *req, void *arg)
 	    path[12] >= '1' && path[12] <= '9' &&
 	    util_parse_i64(path + 12, 1, INT64_MAX, &id) == 0)
 		route = API_R_LETTER;
+	else if (strncmp(path, "/v1/threads/", 12) == 0 &&
+	    path[12] >= '1' && path[12] <= '9' &&
+	    util_parse_i64(path + 12, 1, INT64_MAX, &id) == 0)
+		route = API_R_THREAD;
+	else if (strcmp(path, "/v1/replies") == 0)
+		route = API_R_REPLIES;
 	if (route == API_R_NONE) {
 		api_error(ar, 404, "not_found", NULL, "no such resource");
 		return;
 	}
 
 	is_get = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD;
-	allow = route == API_R_LETTERS ? "POST" : "GET, HEAD";
-	if (route == API_R_LETTERS ? cmd != EVHTTP_REQ_POST : !is_get) {
+	/* Reading content is audited: no HEAD, which would read unseen. */
+	if (route == API_R_LETTERS)
+		allow = "POST";
+	else if (route == API_R_THREAD || route == API_R_REPLIES)
+		allow = "GET";
+	else
+		allow = "GET, HEAD";
+	if (route == API_R_LETTERS ? cmd != EVHTTP_REQ_POST :
+	    route == API_R_THREAD || route == API_R_REPLIES ?
+	    cmd != EVHTTP_REQ_GET : !is_get) {
 		api_header(ar, "Allow", allow);
 		api_error(ar, 405, "method_not_allowed", NULL,
 		    "use %s for this resource", allow);
@@ -845,6 +904,10 @@ api_dispatch(struct evhttp_request *req, void *arg)
 		return;
 	if (route == API_R_LETTER)
 		api_letter_get(ar, client, id);
+	else if (route == API_R_THREAD)
+		api_thread_get(ar, client, id);
+	else if (route == API_R_REPLIES)
+		api_replies_get(ar, client);
 	else
 		api_letter_post(ar, client);
 	store_client_free(&client);
@@ -1023,6 +1086,413 @@ api_letter_get(struct api_req *ar, struct store_client *client, int64_t id)
 	    "deliveries", deliveries);
 	store_letter_free(&l);
 	api_reply(ar, 200, o);
+}
+
+/*
+ * The query string of a GET: only the parameters in names (NULL-ended),
+ * each at most once, each an integer in [lo[i], hi[i]]; vals holds the
+ * defaults and gets the values.  0, or -1 after answering 400 or 422.
+ */
+static int
+api_query(struct api_req *ar, const char *const *names, int64_t *vals,
+    const int64_t *lo, const int64_t *hi)
+{
+	const struct evhttp_uri	*uri = evhttp_request_get_evhttp_uri(ar->req);
+	struct evkeyvalq	 q;
+	struct evkeyval		*kv;
+	const char		*qs;
+	char			 name[33];
+	unsigned		 seen = 0;
+	size_t			 i, k;
+	int			 rc = 0;
+
+	if (uri == NULL || (qs = evhttp_uri_get_query(uri)) == NULL ||
+	    *qs == '\0')
+		return 0;
+	TAILQ_INIT(&q);
+	if (evhttp_parse_query_str(qs, &q) != 0) {
+		evhttp_clear_headers(&q);
+		api_error(ar, 400, "malformed_query", NULL,
+		    "the query string does not parse");
+		return -1;
+	}
+	TAILQ_FOREACH(kv, &q, next) {
+		for (i = 0; names[i] != NULL; i++)
+			if (strcmp(kv->key, names[i]) == 0)
+				break;
+		if (names[i] == NULL) {
+			/* The name is untrusted: printable ASCII, bounded. */
+			for (k = 0; kv->key[k] != '\0' && k < sizeof name - 1;
+			    k++)
+				name[k] = kv->key[k] > ' ' && kv->key[k] < 0x7f ?
+				    kv->key[k] : '?';
+			name[k] = '\0';
+			api_error(ar, 422, "invalid_field", name,
+			    "unknown query parameter");
+			rc = -1;
+			break;
+		}
+		if (seen & (1u << i)) {
+			api_error(ar, 422, "invalid_field", names[i],
+			    "given more than once");
+			rc = -1;
+			break;
+		}
+		seen |= 1u << i;
+		if (util_parse_i64(kv->value, lo[i], hi[i], &vals[i]) != 0) {
+			api_error(ar, 422, "invalid_field", names[i],
+			    "must be an integer from %lld to %lld",
+			    (long long)lo[i], (long long)hi[i]);
+			rc = -1;
+			break;
+		}
+	}
+	evhttp_clear_headers(&q);
+	return rc;
+}
+
+/*
+ * GET /v1/threads/{id}[?since=R]: the letter, then its replies after R
+ * (all states, oldest first), the filed ones with their content.
+ */
+static void
+api_thread_get(struct api_req *ar, struct store_client *client, int64_t id)
+{
+	static const char *const names[] = { "since", NULL };
+	static const int64_t	 lo[] = { 0 }, hi[] = { INT64_MAX };
+	struct daemon		*d = ar->api->d;
+	struct store_letter	*l = NULL;
+	struct store_reply	*rows = NULL;
+	struct store_delivery	*dv;
+	struct api_content	 ct;
+	json_t			*o = NULL, *msgs, *dls, *m;
+	const char		*error = NULL;
+	int64_t			 since = 0, next = 0;
+	size_t			 n = 0, i;
+	int			 rc;
+
+	memset(&ct, 0, sizeof ct);
+	if (api_query(ar, names, &since, lo, hi) != 0)
+		return;
+	rc = store_letter_get(d->store, id, &l, &error);
+	if (rc == STORE_NOTFOUND ||
+	    (rc == STORE_OK && l->practice_id != client->practice_id)) {
+		store_letter_free(&l);
+		api_error(ar, 404, "unknown_thread", NULL, "no such thread");
+		return;
+	}
+	if (rc != STORE_OK) {
+		api_store_error(ar, "letter get", rc, error);
+		return;
+	}
+	if ((rc = store_replies_list(d->store, client->practice_id, id, NULL,
+	    since, API_THREAD_PAGE + 1, &rows, &n, &error)) != STORE_OK) {
+		api_store_error(ar, "replies list", rc, error);
+		goto out;
+	}
+	ct.ar = ar;
+	ct.practice_id = client->practice_id;
+
+	dls = json_array();
+	for (i = 0; i < l->ndeliveries; i++) {
+		dv = &l->deliveries[i];
+		json_array_append_new(dls, json_pack("{s:I, s:o, s:o, s:o}",
+		    "id", (json_int_t)dv->id,
+		    "state", api_jstr(dv->state),
+		    "sent", api_jtime(dv->sent_at),
+		    "updated", api_jtime(dv->updated)));
+	}
+	msgs = json_array();
+	if (since == 0)
+		json_array_append_new(msgs, json_pack(
+		    "{s:s, s:I, s:o, s:o, s:I}",
+		    "type", "letter",
+		    "id", (json_int_t)l->id,
+		    "created", api_jtime(l->created),
+		    "state", api_jstr(l->state),
+		    "author", (json_int_t)l->author_id));
+	o = json_pack("{s:I, s:o, s:o, s:I, s:I, s:o, s:o, s:o}",
+	    "id", (json_int_t)l->id,
+	    "state", api_jstr(l->state),
+	    "closed", api_jtime(l->closed),
+	    "patient", (json_int_t)l->patient_id,
+	    "author", (json_int_t)l->author_id,
+	    "created", api_jtime(l->created),
+	    "deliveries", dls,
+	    "messages", msgs);
+	if (o == NULL)
+		log_fatalx("http: cannot build a JSON answer");
+	for (i = 0; i < n && i < API_THREAD_PAGE; i++) {
+		if (!api_content_room(&ct, &rows[i]))
+			break;
+		if ((m = api_reply_json(&ct, &rows[i], 0)) == NULL)
+			goto out;
+		json_array_append_new(msgs, m);
+		next = rows[i].id;
+	}
+	/* More replies wait: "next" is the cursor for ?since=. */
+	json_object_set_new(o, "more", json_boolean(i < n));
+	json_object_set_new(o, "next", i < n ? json_integer(next) :
+	    json_null());
+	if (api_content_audit(&ct) != 0)
+		goto out;
+	api_reply(ar, 200, o);
+	o = NULL;
+out:
+	json_decref(o);
+	api_content_clear(&ct);
+	free(rows);
+	store_letter_free(&l);
+}
+
+/*
+ * GET /v1/replies?since=R&limit=N: the practice's filed replies after
+ * reply R, oldest first, with content; "next" is the cursor to keep.
+ */
+static void
+api_replies_get(struct api_req *ar, struct store_client *client)
+{
+	static const char *const names[] = { "since", "limit", NULL };
+	static const int64_t	 lo[] = { 0, 1 };
+	static const int64_t	 hi[] = { INT64_MAX, API_REPLIES_MAX };
+	struct daemon		*d = ar->api->d;
+	struct store_reply	*rows = NULL;
+	struct api_content	 ct;
+	json_t			*o = NULL, *list, *m;
+	const char		*error = NULL;
+	int64_t			 vals[2] = { 0, API_REPLIES_LIMIT }, next;
+	size_t			 n = 0, i, limit;
+	int			 rc;
+
+	memset(&ct, 0, sizeof ct);
+	if (api_query(ar, names, vals, lo, hi) != 0)
+		return;
+	limit = (size_t)vals[1];
+	next = vals[0];
+	if ((rc = store_replies_list(d->store, client->practice_id, 0,
+	    STORE_RS_FILED, vals[0], limit + 1, &rows, &n, &error)) !=
+	    STORE_OK) {
+		api_store_error(ar, "replies list", rc, error);
+		return;
+	}
+	ct.ar = ar;
+	ct.practice_id = client->practice_id;
+	list = json_array();
+	o = json_pack("{s:o}", "replies", list);
+	if (o == NULL)
+		log_fatalx("http: cannot build a JSON answer");
+	for (i = 0; i < n && i < limit; i++) {
+		if (!api_content_room(&ct, &rows[i]))
+			break;
+		if ((m = api_reply_json(&ct, &rows[i], 1)) == NULL)
+			goto out;
+		json_array_append_new(list, m);
+		next = rows[i].id;
+	}
+	json_object_set_new(o, "next", json_integer(next));
+	json_object_set_new(o, "more", json_boolean(i < n));
+	/* Cut short by the size bound, not by the limit asked for. */
+	json_object_set_new(o, "size_limited", json_boolean(i < n &&
+	    i < limit));
+	if (api_content_audit(&ct) != 0)
+		goto out;
+	api_reply(ar, 200, o);
+	o = NULL;
+out:
+	json_decref(o);
+	api_content_clear(&ct);
+	free(rows);
+}
+
+/* May this reply's content still go into the answer? */
+static int
+api_content_room(struct api_content *ct, const struct store_reply *r)
+{
+	if (strcmp(r->state, STORE_RS_FILED) != 0 || ct->opened == 0)
+		return 1;
+	return r->sealed_len <= API_CONTENT_BUDGET &&
+	    ct->opened <= API_CONTENT_BUDGET - r->sealed_len;
+}
+
+/*
+ * One reply as JSON; a filed one with its content, opened with the
+ * archive identity and noted for the audit.  feed: add thread and
+ * patient.  NULL after answering 503 (the store failed).
+ */
+static json_t *
+api_reply_json(struct api_content *ct, const struct store_reply *r,
+    int feed)
+{
+	struct api_req		*ar = ct->ar;
+	struct daemon		*d = ar->api->d;
+	struct store_practice	*pr = NULL;
+	struct replydoc		*doc = NULL;
+	struct age_identity	 aid;
+	json_t			*o, *atts;
+	unsigned char		*blob = NULL, *clear = NULL;
+	const char		*error = NULL, *outcome = "ok";
+	char			 ad[64];
+	size_t			 bloblen = 0, clearlen = 0, i;
+	enum age_status		 as;
+	int			 rc;
+
+	o = json_pack("{s:s, s:I, s:o, s:o, s:o, s:o, s:b, s:b, s:o, s:o}",
+	    "type", "reply",
+	    "id", (json_int_t)r->id,
+	    "state", api_jstr(r->state),
+	    "reason", r->reason[0] != '\0' ? api_jstr(r->reason) :
+	    json_null(),
+	    "detail", r->detail[0] != '\0' ? api_jstr(r->detail) :
+	    json_null(),
+	    "sender", api_jstr(r->sender),
+	    "urgent", r->urgent != 0,
+	    "shared", r->shared != 0,
+	    "received", api_jtime(r->received),
+	    "from", r->from_addr[0] != '\0' ? api_jstr(r->from_addr) :
+	    json_null());
+	if (o == NULL)
+		log_fatalx("http: cannot build a JSON answer");
+	if (feed) {
+		json_object_set_new(o, "thread", r->letter_id > 0 ?
+		    json_integer(r->letter_id) : json_null());
+		json_object_set_new(o, "patient", r->patient_id > 0 ?
+		    json_integer(r->patient_id) : json_null());
+	}
+	if (strcmp(r->state, STORE_RS_FILED) != 0 ||
+	    r->practice_id != ct->practice_id)
+		return o;
+
+	if (ct->sec.key == NULL && !ct->sec_failed) {
+		rc = store_practice_get(d->store, ct->practice_id, &pr,
+		    &error);
+		if (rc != STORE_OK) {
+			api_store_error(ar, "practice get", rc ==
+			    STORE_NOTFOUND ? STORE_ERROR : rc, rc ==
+			    STORE_NOTFOUND ? "the client's practice is missing" :
+			    error);
+			json_decref(o);
+			return NULL;
+		}
+		snprintf(ad, sizeof ad, "practice:%lld",
+		    (long long)ct->practice_id);
+		if (keyring_identity_unwrap(d->keyring, ad,
+		    pr->archive_wrapped, pr->archive_wrapped_len, &ct->sec,
+		    &error) != 0) {
+			log_warnx("http req=%llu practice=%lld: archive "
+			    "identity: %s", (unsigned long long)ar->id,
+			    (long long)ct->practice_id, error);
+			ct->sec_failed = 1;
+		}
+		store_practice_free(&pr);
+	}
+	if (ct->sec_failed) {
+		outcome = "archive key unusable";
+		goto unreadable;
+	}
+	rc = store_reply_sealed(d->store, r->id, &blob, &bloblen, &error);
+	if (rc != STORE_OK) {
+		api_store_error(ar, "reply sealed", rc == STORE_NOTFOUND ?
+		    STORE_ERROR : rc, error);
+		json_decref(o);
+		return NULL;
+	}
+	ct->opened += bloblen;
+	memset(&aid, 0, sizeof aid);
+	aid.type = AGE_IDENTITY_X25519;
+	aid.x25519_sk = ct->sec.key;
+	as = age_decrypt(&aid, 1, blob, bloblen, 0, &clear, &clearlen, &error);
+	free(blob);
+	if (as != AGE_OK) {
+		log_warnx("http req=%llu reply=%lld: cannot open: %s",
+		    (unsigned long long)ar->id, (long long)r->id,
+		    age_status_name(as));
+		outcome = "decrypt failed";
+		goto unreadable;
+	}
+	rc = replydoc_parse(clear, clearlen, &doc, &error);
+	age_free_plaintext(&clear, clearlen);
+	if (rc != 0) {
+		log_warnx("http req=%llu reply=%lld: %s",
+		    (unsigned long long)ar->id, (long long)r->id, error);
+		outcome = "bad document";
+		goto unreadable;
+	}
+	atts = json_array();
+	for (i = 0; i < doc->natt; i++)
+		json_array_append_new(atts, json_pack("{s:o, s:o, s:I}",
+		    "filename", api_jstr(doc->att[i].filename),
+		    "content_type", api_jstr(doc->att[i].content_type),
+		    "size", (json_int_t)doc->att[i].size));
+	json_object_set_new(o, "subject", api_jstr(doc->subject));
+	json_object_set_new(o, "new_text", api_jstr(doc->new_text));
+	json_object_set_new(o, "attachments", atts);
+	replydoc_free(&doc);
+	goto audit;
+
+unreadable:
+	/* Listed without content; staff can look with sealpostctl. */
+	json_object_set_new(o, "content_error", json_string(outcome));
+audit:
+	ct->ids = xreallocarray(ct->ids, ct->nids + 1, sizeof *ct->ids);
+	ct->outcomes = xreallocarray(ct->outcomes, ct->nids + 1,
+	    sizeof *ct->outcomes);
+	ct->ids[ct->nids] = r->id;
+	ct->outcomes[ct->nids++] = xstrdup(outcome);
+	return o;
+}
+
+/*
+ * The audit rows of the replies opened for this answer, in one
+ * transaction, before anything is sent.  0, or -1 after answering 503.
+ */
+static int
+api_content_audit(struct api_content *ct)
+{
+	struct store	*s = ct->ar->api->d->store;
+	const char	*error = NULL;
+	char		 actor[32], object[32];
+	size_t		 i;
+	int		 rc;
+
+	if (ct->nids == 0)
+		return 0;
+	snprintf(actor, sizeof actor, "client:%lld",
+	    (long long)ct->ar->client_id);
+	if ((rc = store_begin(s, &error)) != STORE_OK) {
+		api_store_error(ct->ar, "audit begin", rc, error);
+		return -1;
+	}
+	for (i = 0; i < ct->nids; i++) {
+		snprintf(object, sizeof object, "reply:%lld",
+		    (long long)ct->ids[i]);
+		if ((rc = store_audit(s, actor, "reply.read", object,
+		    ct->outcomes[i], &error)) != STORE_OK) {
+			store_rollback(s);
+			api_store_error(ct->ar, "audit", rc, error);
+			return -1;
+		}
+	}
+	if ((rc = store_commit(s, &error)) != STORE_OK) {
+		store_rollback(s);
+		api_store_error(ct->ar, "audit commit", rc, error);
+		return -1;
+	}
+	return 0;
+}
+
+/* Wipe the archive key and free the audit list. */
+static void
+api_content_clear(struct api_content *ct)
+{
+	size_t	 i;
+
+	if (ct->sec.key != NULL)
+		keyring_secret_free(&ct->sec);
+	for (i = 0; i < ct->nids; i++)
+		free(ct->outcomes[i]);
+	free(ct->outcomes);
+	free(ct->ids);
+	memset(ct, 0, sizeof *ct);
 }
 
 /* POST /v1/letters: check, look up, seal-and-commit through the pipeline. */
