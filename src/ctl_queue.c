@@ -623,7 +623,8 @@ ctl_set(struct ctl *c, int argc, char **argv, const char *kind)
 		return 2;
 	optind = 2;
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (ch <= 0 || !(allowed & (1u << ch)) || n == nitems(fields))
+		if (ch <= 0 || ch >= 32 || !(allowed & (1u << ch)) ||
+		    n == nitems(fields))
 			goto out;
 		v = NULL;
 		switch (ch) {
