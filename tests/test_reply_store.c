@@ -677,7 +677,7 @@ test_mails(void)
 	const char			*e = NULL;
 	char				*path, *mid = NULL, *fwd_mid = NULL;
 	size_t				 n = 0, i;
-	int64_t				 L, now = util_time(), fwd = 0, ak = 0;
+	int64_t				 L, now, fwd = 0, ak = 0;
 	int64_t				 ap = 0, k;
 	int				 rc, seen = 0;
 
@@ -706,6 +706,8 @@ test_mails(void)
 	r[1].nmails = 1;
 	ok(store_replies_commit(s, r, 2, &e) == STORE_OK,
 	    "a plain reply (3 mails) then an urgent one (red flag)");
+	/* After the commit: its mails are due at its time, not later. */
+	now = util_time();
 
 	rc = store_reply_mails_claim(s, now, 1, &c, &n, &e);
 	ok(rc == STORE_OK && n == 1 && c[0].reply_id == r[1].reply_id &&
@@ -781,8 +783,10 @@ test_mails(void)
 	    "stats: one queued (the retry), one failed");
 
 	/* A stop while sending: recovery gives the append back. */
-	ok(store_reply_mails_recover(s, &k, &e) == STORE_OK && k == 1,
-	    "recover: the append back to queued (%lld)", (long long)k);
+	k = -1;
+	rc = store_reply_mails_recover(s, &k, &e);
+	ok(rc == STORE_OK && k == 1, "recover: the append back to queued "
+	    "(%lld)", (long long)k);
 	rc = store_reply_mails_claim(s, now, 10, &c, &n, &e);
 	ok(rc == STORE_OK && n == 1 && c[0].id == ap && c[0].attempts == 2,
 	    "the recovered append is claimed again, attempt 2");
@@ -954,8 +958,10 @@ test_decisions(void)
 	    strcmp(g.state, "filed") == 0 && g.letter_id == L &&
 	    g.patient_id == fx.pat1 && g.clinician_id == fx.c1 &&
 	    g.decided > 0 && strcmp(g.decided_by, "admin:root") == 0 &&
-	    g.sealed_len == sizeof(resealed),
-	    "filed: thread, its patient, clinician, decided by");
+	    g.sealed_len == sizeof(resealed) &&
+	    strcmp(g.reason, "no_thread") == 0,
+	    "filed: thread, its patient, clinician, decided by; the "
+	    "quarantine reason kept");
 	rc = store_reply_sealed(s, q1, &sb, &sl, &e);
 	ok(rc == STORE_OK && sl == sizeof(resealed) &&
 	    memcmp(sb, resealed, sl) == 0, "the resealed document replaced "
@@ -1099,6 +1105,11 @@ test_refusals(void)
 	REFUSE("an overlong reason", (r[0].state = STORE_RS_QUARANTINED,
 	    r[0].reason = "a_reason_code_that_is_much_longer_than_the_47_"
 	    "bytes"));
+	REFUSE("a line break in the Message-ID",
+	    r[0].message_id = "<a@b>\r\nBcc: x@y.example");
+	REFUSE("a control character in the detail", (r[0].state =
+	    STORE_RS_QUARANTINED, r[0].reason = "no_thread",
+	    r[0].detail = "tab\there"));
 	m = (struct store_reply_mail_new){ STORE_RM_ACK, NULL, 0 };
 	REFUSE("an ack without an address", (r[0].mails = &m,
 	    r[0].nmails = 1));
