@@ -17,6 +17,7 @@
  * Every answer is JSON with "Cache-Control: no-store".  Errors are
  * {"error":{"code":"...","message":"..."[,"field":"..."]}} with:
  *   400 malformed_json          (and letter.c's other 400s)
+ *   400 malformed_query         a query string that does not parse
  *   401 unauthorized            + WWW-Authenticate: Bearer
  *   403 forbidden               "practice" names another practice
  *   404 not_found / unknown_patient / unknown_letter / unknown_thread
@@ -24,7 +25,8 @@
  *   409 idempotency_conflict    the key was used for another body
  *   413 too_large               the body (or the letter) is too big
  *   415 unsupported_media_type  not application/json[; charset=utf-8]
- *   422 invalid_field / missing_field, naming the field
+ *   422 invalid_field / missing_field, naming the field (a query
+ *                               parameter too: unknown, repeated, bad)
  *   500 internal_error          a party's keys are missing or bad
  *   503 unavailable / shutting_down  + Retry-After
  * A patient or letter of another practice is a 404, like a missing one,

@@ -33,6 +33,7 @@
 
 #define CTL_REJECT_REASON	"not for the record"
 #define CTL_REASON_MAX		47	/* store_reply.reason[48] */
+#define CTL_LIST_PAGE		1000	/* rows read at a time */
 
 static int	 ctl_reply_load(struct ctl *, int64_t, struct store_reply *);
 static int	 ctl_reply_open(struct ctl *, const struct store_reply *,
@@ -50,6 +51,7 @@ cmd_quarantine_list(struct ctl *c, int argc, char **argv)
 	struct store_reply	*rows = NULL;
 	const char		*error = NULL;
 	char			 t1[32], *from, *detail;
+	int64_t			 since = 0;
 	size_t			 n = 0, i;
 	int			 ch, all = 0;
 
@@ -63,37 +65,44 @@ cmd_quarantine_list(struct ctl *c, int argc, char **argv)
 		return 2;
 	if (ctl_open_store(c) != 0)
 		return 1;
-	if (store_replies_list(c->store, 0, 0, all ? STORE_RS_QUARANTINED "|"
-	    STORE_RS_FILED "|" STORE_RS_REJECTED : STORE_RS_QUARANTINED, 0, 0,
-	    &rows, &n, &error) != STORE_OK) {
-		fprintf(stderr, "sealpostctl: quarantine list: %s\n", error);
-		return 1;
-	}
 	printf("%-8s %-20s %-8s %-8s %-11s %-16s %-30s %s\n", "REPLY",
 	    "RECEIVED", "PRACTICE", "THREAD", "STATE", "REASON", "FROM",
 	    "DETAIL");
-	for (i = 0; i < n; i++) {
-		/* Filed by the intake, never quarantined: not staff work. */
-		if (strcmp(rows[i].state, STORE_RS_QUARANTINED) != 0 &&
-		    rows[i].decided == 0)
-			continue;
-		printf("%-8lld %-20s %-8lld ", (long long)rows[i].id,
-		    ctl_time(rows[i].received, t1, sizeof(t1)),
-		    (long long)rows[i].practice_id);
-		if (rows[i].letter_id > 0)
-			printf("%-8lld ", (long long)rows[i].letter_id);
-		else
-			printf("%-8s ", "-");
-		printf("%-11s %-16s ", rows[i].state,
-		    rows[i].reason[0] != '\0' ? rows[i].reason : "-");
-		from = ctl_clean(rows[i].from_addr[0] != '\0' ?
-		    rows[i].from_addr : "-");
-		detail = ctl_clean(rows[i].detail);
-		printf("%-30s %s\n", from, detail);
-		ctl_clean_free(from);
-		ctl_clean_free(detail);
-	}
-	free(rows);
+	/* In pages: with -a every filed reply is walked. */
+	do {
+		if (store_replies_list(c->store, 0, 0, all ?
+		    STORE_RS_QUARANTINED "|" STORE_RS_FILED "|"
+		    STORE_RS_REJECTED : STORE_RS_QUARANTINED, since,
+		    CTL_LIST_PAGE, &rows, &n, &error) != STORE_OK) {
+			fprintf(stderr, "sealpostctl: quarantine list: %s\n",
+			    error);
+			return 1;
+		}
+		for (i = 0; i < n; i++) {
+			since = rows[i].id;
+			/* Filed on arrival, never quarantined: not staff's. */
+			if (strcmp(rows[i].state, STORE_RS_QUARANTINED) != 0 &&
+			    rows[i].decided == 0)
+				continue;
+			printf("%-8lld %-20s %-8lld ", (long long)rows[i].id,
+			    ctl_time(rows[i].received, t1, sizeof(t1)),
+			    (long long)rows[i].practice_id);
+			if (rows[i].letter_id > 0)
+				printf("%-8lld ", (long long)rows[i].letter_id);
+			else
+				printf("%-8s ", "-");
+			printf("%-11s %-16s ", rows[i].state,
+			    rows[i].reason[0] != '\0' ? rows[i].reason : "-");
+			from = ctl_clean(rows[i].from_addr[0] != '\0' ?
+			    rows[i].from_addr : "-");
+			detail = ctl_clean(rows[i].detail);
+			printf("%-30s %s\n", from, detail);
+			ctl_clean_free(from);
+			ctl_clean_free(detail);
+		}
+		free(rows);
+		rows = NULL;
+	} while (n == CTL_LIST_PAGE);
 	return 0;
 }
 
