@@ -416,6 +416,23 @@ def run(d, p, q):
            j["more"] is True and j["next"] == b1,
            "thread: stops at the size bound, next is the cursor")
 
+    # the audit comes first: when it cannot be written, no content
+    lock = sqlite3.connect(d.config["daemon"]["database"], timeout=10)
+    lock.execute("BEGIN IMMEDIATE")
+    n0 = audits(d, "reply.read")
+    s, j, h = get(d, "/v1/replies?since=%d&limit=1" % r6, p["token"])
+    lock.rollback()
+    lock.close()
+    tap.ok(s == 503 and (j or {}).get("error", {}).get("code") ==
+           "unavailable" and h.get("Retry-After") and
+           "CANARY" not in json.dumps(j) and
+           audits(d, "reply.read") == n0,
+           "database locked: 503 with Retry-After, no content, no audit")
+    s, j, _ = get(d, "/v1/replies?since=%d&limit=1" % r6, p["token"])
+    tap.ok(s == 200 and [m["id"] for m in j["replies"]] == [b1] and
+           audits(d, "reply.read") == n0 + 1,
+           "lock gone: the same page, audited")
+
     r = d.ctl_run("audit", "verify")
     tap.ok(r.returncode == 0 and "audit chain ok" in r.stdout,
            "audit chain verifies")
