@@ -668,6 +668,9 @@ cmd_letter_show(struct ctl *c, int argc, char **argv)
 	printf("channel:    %s\n", l->channel);
 	printf("state:      %s\n", l->state);
 	printf("created:    %s\n", ctl_time(l->created, t1, sizeof(t1)));
+	if (l->closed > 0)
+		printf("closed:     %s\n", ctl_time(l->closed, t1,
+		    sizeof(t1)));
 	printf("sealed:     %zu bytes, sha256 %s\n", l->sealed_len, hex);
 	for (i = 0; i < l->ndeliveries; i++) {
 		struct store_delivery	*dv = &l->deliveries[i];

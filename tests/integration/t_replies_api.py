@@ -395,6 +395,9 @@ def run(d, p, q):
            "letter close of a missing letter: refused")
     s, j, _ = get(d, "/v1/threads/%d" % l1, p["token"])
     tap.ok(s == 200 and j["closed"] is not None, "thread: closed is set")
+    tap.ok("closed:" in d.ctl("letter", "show", l1) and
+           "closed:" not in d.ctl("letter", "show", lq),
+           "letter show: the closed time, only when closed")
 
     # the size bound: two replies of ~5 MiB sealed each
     big = os.urandom(4 * 1024 * 1024)
