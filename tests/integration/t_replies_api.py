@@ -18,9 +18,11 @@ store_replies_commit).  Then:
 import base64
 import json
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -435,6 +437,26 @@ def run(d, p, q):
     tap.ok(s == 200 and [m["id"] for m in j["replies"]] == [b1] and
            audits(d, "reply.read") == n0 + 1,
            "lock gone: the same page, audited")
+
+    # a client that leaves while its read waits on the reader thread
+    def answered():
+        return d.log_text().count("path=/v1/replies status=")
+    n_ans = answered()
+    lock = sqlite3.connect(d.config["daemon"]["database"], timeout=10)
+    lock.execute("BEGIN IMMEDIATE")
+    sk = socket.create_connection(("127.0.0.1", d.http_port), timeout=5)
+    sk.sendall(("GET /v1/replies?since=%d&limit=1 HTTP/1.1\r\n"
+                "Host: x\r\nAuthorization: Bearer %s\r\n\r\n" %
+                (r6, p["token"])).encode())
+    time.sleep(0.5)
+    sk.close()
+    time.sleep(0.5)
+    lock.rollback()
+    lock.close()
+    tap.ok(st.wait_for(lambda: answered() == n_ans + 1, timeout=10),
+           "a client gone while its read waited: its read still ends")
+    s, j, _ = get(d, "/v1/replies?since=%d&limit=1" % r6, p["token"])
+    tap.ok(s == 200 and d.running(), "and the next read is served")
 
     r = d.ctl_run("audit", "verify")
     tap.ok(r.returncode == 0 and "audit chain ok" in r.stdout,
