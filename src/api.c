@@ -7,24 +7,46 @@
  *   POST /v1/letters        202 {"id","status","status_url"} + Location,
  *                           sent from the pipeline's done() after COMMIT
  *   GET  /v1/letters/{id}   200 the letter's state and its deliveries
+ *   GET  /v1/threads/{id}   200 the thread: the letter and its replies,
+ *                           with the content of the filed ones
+ *   GET  /v1/replies        200 the practice's filed replies after a
+ *                           cursor, with content, for the record
  *   GET  /healthz           200 {"status":"ok"}; 503 draining / store down
  *   GET  /metrics           200 Prometheus text: queue counts and ages
  *
  * Every answer is JSON with "Cache-Control: no-store".  Errors are
  * {"error":{"code":"...","message":"..."[,"field":"..."]}} with:
  *   400 malformed_json          (and letter.c's other 400s)
+ *   400 malformed_query         a query string that does not parse
  *   401 unauthorized            + WWW-Authenticate: Bearer
  *   403 forbidden               "practice" names another practice
- *   404 not_found / unknown_patient / unknown_letter
+ *   404 not_found / unknown_patient / unknown_letter / unknown_thread
  *   405 method_not_allowed      + Allow
  *   409 idempotency_conflict    the key was used for another body
  *   413 too_large               the body (or the letter) is too big
  *   415 unsupported_media_type  not application/json[; charset=utf-8]
- *   422 invalid_field / missing_field, naming the field
+ *   422 invalid_field / missing_field, naming the field (a query
+ *                               parameter too: unknown, repeated, bad)
  *   500 internal_error          a party's keys are missing or bad
  *   503 unavailable / shutting_down  + Retry-After
  * A patient or letter of another practice is a 404, like a missing one,
  * so a client cannot probe for another practice's ids.
+ *
+ * Reply content.  The two reply routes decrypt sealed replies with the
+ * practice archive identity and write audit rows: blocking work, done on
+ * one reader thread with its own store connection.  The loop checks the
+ * query and authenticates, queues a struct api_rjob (at most
+ * API_READER_QUEUE waiting, then 503), and the request waits on
+ * api->pending like a POST; the reader's answer comes back through
+ * event_active.  Each answer is bounded: at most API_CONTENT_BUDGET
+ * sealed bytes are opened (the page stops early, and says so with "more"
+ * and "next"), at least one reply so a large one cannot block the feed.
+ * Before any content leaves, one transaction writes an audit row per
+ * reply opened ("reply.read", actor "client:N", object "reply:ID"); if it
+ * cannot be written, no content is sent (503).  Quarantined and rejected
+ * replies are listed without content: staff deal with them
+ * (sealpostctl).  Every answer's bytes are wiped when libevent frees
+ * them.
  *
  * A POST's life (all on the loop thread, lookups on d->store):
  *
@@ -78,6 +100,7 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,8 +122,10 @@
 #include "config.h"
 #include "daemon.h"
 #include "hash.h"
+#include "keyring.h"
 #include "letter.h"
 #include "log.h"
+#include "replydoc.h"
 #include "store.h"
 #include "queue.h"
 #include "submit.h"
@@ -116,6 +141,11 @@
 #define API_RETRY_AFTER		"5"		/* seconds */
 #define API_OVERSIZE_HDR	"X-Sealpost-Oversize"
 #define API_MARKER_HEX		32		/* 16 random bytes in hex */
+#define API_CONTENT_BUDGET	(8 * 1024 * 1024) /* sealed bytes per answer */
+#define API_THREAD_PAGE		100		/* replies per thread answer */
+#define API_REPLIES_LIMIT	100		/* /v1/replies default limit */
+#define API_REPLIES_MAX		500
+#define API_READER_QUEUE	256		/* reads waiting, then 503 */
 
 /* Every method evhttp knows: we answer 405 ourselves, as JSON. */
 #define API_METHODS	(EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | \
@@ -160,7 +190,8 @@ struct api_req {
 	const char		*method;
 	char			 path[96];	/* escaped, for the log */
 	uint64_t		 t0;
-	struct submit_job	*job;		/* while pending */
+	struct submit_job	*job;		/* while pending (POST) */
+	struct api_rjob		*rjob;		/* while pending (reads) */
 	int			 writing;	/* answer sent, not yet flushed */
 	TAILQ_ENTRY(api_req)	 entry;		/* api->pending */
 };
@@ -182,6 +213,20 @@ struct api {
 	struct api_conn		**conns;	/* guards by fd */
 	size_t			 nconns;
 	TAILQ_HEAD(, api_conn)	 unbound;
+
+	/* the reader thread and its own store connection */
+	struct store		*rstore;
+	struct keyring		*keyring;
+	pthread_t		 rthread;
+	int			 rstarted;
+	pthread_mutex_t		 rmu;		/* guards rq, rdone, rstop */
+	pthread_cond_t		 rcv;
+	struct api_rjob		*rq, **rq_tail;	/* to read */
+	struct api_rjob		*rdone, **rdone_tail;	/* to answer */
+	int			 rstop;
+	int			 rqueued;	/* loop only: submitted, not
+						   answered */
+	struct event		*rdone_ev;
 };
 
 /* Routes. */
@@ -190,7 +235,44 @@ enum api_route {
 	API_R_HEALTH,
 	API_R_METRICS,
 	API_R_LETTERS,
-	API_R_LETTER
+	API_R_LETTER,
+	API_R_THREAD,
+	API_R_REPLIES
+};
+
+/*
+ * A read of replies (GET /v1/threads/{id}, /v1/replies), done on the
+ * reader thread: the store reads, the decryption and the audit commit
+ * block, so they stay off the loop.  The loop owns `ar' (on
+ * api->pending); the reader only reads the fields above `status' and
+ * fills the answer.
+ */
+struct api_rjob {
+	struct api_req		*ar;
+	uint64_t		 req_id;	/* for the log */
+	enum api_route		 route;		/* API_R_THREAD or _REPLIES */
+	int64_t			 practice_id;	/* the client's */
+	int64_t			 client_id;
+	int64_t			 id;		/* the thread */
+	int64_t			 since;		/* reply id cursor */
+	int64_t			 limit;		/* /v1/replies */
+	/* the answer */
+	int			 status;
+	int			 retry;		/* add Retry-After */
+	char			*body;		/* JSON; wiped when freed */
+	struct api_rjob		*next;
+};
+
+/* Opening replies for one read: the archive key and the audit list. */
+struct api_content {
+	struct api		*api;
+	struct api_rjob		*job;
+	struct keyring_secret	 sec;		/* unwrapped at the first use */
+	int			 sec_failed;
+	size_t			 opened;	/* sealed bytes opened */
+	int64_t			*ids;		/* replies to audit */
+	const char		**outcomes;	/* static strings */
+	size_t			 nids;
 };
 
 static struct bufferevent *api_bevcb(struct event_base *, void *);
@@ -214,6 +296,28 @@ static void	 api_health(struct api_req *);
 static void	 api_letter_get(struct api_req *, struct store_client *,
 		    int64_t);
 static void	 api_letter_post(struct api_req *, struct store_client *);
+static int	 api_query(struct api_req *, const char *const *,
+		    int64_t *, const int64_t *, const int64_t *);
+static void	 api_replies_route(struct api_req *, struct store_client *,
+		    enum api_route, int64_t);
+static void	*api_reader(void *);
+static void	 api_reader_done(evutil_socket_t, short, void *);
+static void	 api_rjob_free(struct api_rjob **);
+static void	 api_rjob_answer(struct api_rjob *, int, json_t *);
+static void	 api_rjob_error(struct api_rjob *, int, const char *,
+		    const char *);
+static void	 api_rjob_store_error(struct api_rjob *, const char *, int,
+		    const char *);
+static void	 api_thread_read(struct api *, struct api_rjob *);
+static void	 api_replies_read(struct api *, struct api_rjob *);
+static void	 api_content_init(struct api_content *, struct api *,
+		    struct api_rjob *);
+static int	 api_content_room(struct api_content *,
+		    const struct store_reply *);
+static json_t	*api_reply_json(struct api_content *,
+		    const struct store_reply *, int);
+static int	 api_content_audit(struct api_content *);
+static void	 api_content_clear(struct api_content *);
 static int	 api_auth(struct api_req *, struct store_client **);
 static int	 api_json_ctype(const char *);
 static int	 api_idem_valid(const char *);
@@ -226,6 +330,8 @@ static void	 api_sent(struct evhttp_request *, void *);
 static void	 api_accepted(struct api_req *, int64_t);
 static void	 api_error(struct api_req *, int, const char *, const char *,
 		    const char *, ...) __attribute__((format(printf, 5, 6)));
+static json_t	*api_error_json(const char *, const char *, const char *);
+static void	 api_wipe_cleanup(const void *, size_t, void *);
 static void	 api_store_error(struct api_req *, const char *, int,
 		    const char *);
 static void	 api_reply(struct api_req *, int, json_t *);
@@ -269,6 +375,12 @@ api_start(struct daemon *d, struct api **apip, char **error_r)
 	api->addr = xstrdup(cfg->http_listen);
 	TAILQ_INIT(&api->pending);
 	TAILQ_INIT(&api->unbound);
+	api->keyring = d->keyring;
+	api->rq_tail = &api->rq;
+	api->rdone_tail = &api->rdone;
+	if (pthread_mutex_init(&api->rmu, NULL) != 0 ||
+	    pthread_cond_init(&api->rcv, NULL) != 0)
+		log_fatalx("http: cannot make the reader's lock");
 
 	if (tlsserver_for_listener("http", cfg->http_listen, loopback,
 	    cfg->http_tls_cert, cfg->http_tls_key, cfg->http_allow_plaintext,
@@ -286,6 +398,24 @@ api_start(struct daemon *d, struct api **apip, char **error_r)
 	hash_random(rnd, sizeof rnd);
 	hash_hex(rnd, sizeof rnd, api->marker);
 	hash_wipe(rnd, sizeof rnd);
+
+	/* The reader thread, with its own connection (store.h). */
+	if (store_open(cfg->database, STORE_RDWR, &api->rstore, &why) !=
+	    STORE_OK) {
+		xasprintf(error_r, "http: reader store %s: %s", cfg->database,
+		    why);
+		goto fail;
+	}
+	if ((api->rdone_ev = event_new(d->base, -1, 0, api_reader_done,
+	    api)) == NULL) {
+		xasprintf(error_r, "http: event_new failed");
+		goto fail;
+	}
+	if (pthread_create(&api->rthread, NULL, api_reader, api) != 0) {
+		xasprintf(error_r, "http: cannot start the reader thread");
+		goto fail;
+	}
+	api->rstarted = 1;
 
 	if ((api->http = evhttp_new(d->base)) == NULL) {
 		xasprintf(error_r, "http: evhttp_new failed");
@@ -364,6 +494,7 @@ api_free(struct api **apip)
 {
 	struct api	*api = *apip;
 	struct api_req	*ar;
+	struct api_rjob	*rj;
 	struct api_conn	*c;
 	size_t		 i;
 
@@ -372,12 +503,35 @@ api_free(struct api **apip)
 	/* Closes every connection: their close callbacks drop requests. */
 	if (api->http != NULL)
 		evhttp_free(api->http);
+	/* The reader finishes the read in hand; the rest is not answered. */
+	if (api->rstarted) {
+		pthread_mutex_lock(&api->rmu);
+		api->rstop = 1;
+		pthread_cond_signal(&api->rcv);
+		pthread_mutex_unlock(&api->rmu);
+		pthread_join(api->rthread, NULL);
+	}
+	while ((rj = api->rq) != NULL) {
+		api->rq = rj->next;
+		api_rjob_free(&rj);
+	}
+	while ((rj = api->rdone) != NULL) {
+		api->rdone = rj->next;
+		api_rjob_free(&rj);
+	}
 	while ((ar = TAILQ_FIRST(&api->pending)) != NULL) {
 		TAILQ_REMOVE(&api->pending, ar, entry);
-		ar->job->done = api_discard_done;
-		ar->job->arg = NULL;
+		if (ar->job != NULL) {
+			ar->job->done = api_discard_done;
+			ar->job->arg = NULL;
+		}
 		free(ar);
 	}
+	if (api->rdone_ev != NULL)
+		event_free(api->rdone_ev);
+	store_close(&api->rstore);
+	pthread_cond_destroy(&api->rcv);
+	pthread_mutex_destroy(&api->rmu);
 	for (i = 0; i < api->nconns; i++)
 		free(api->conns[i]);
 	free(api->conns);
@@ -819,14 +973,28 @@ api_dispatch(struct evhttp_request *req, void *arg)
 	    path[12] >= '1' && path[12] <= '9' &&
 	    util_parse_i64(path + 12, 1, INT64_MAX, &id) == 0)
 		route = API_R_LETTER;
+	else if (strncmp(path, "/v1/threads/", 12) == 0 &&
+	    path[12] >= '1' && path[12] <= '9' &&
+	    util_parse_i64(path + 12, 1, INT64_MAX, &id) == 0)
+		route = API_R_THREAD;
+	else if (strcmp(path, "/v1/replies") == 0)
+		route = API_R_REPLIES;
 	if (route == API_R_NONE) {
 		api_error(ar, 404, "not_found", NULL, "no such resource");
 		return;
 	}
 
 	is_get = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD;
-	allow = route == API_R_LETTERS ? "POST" : "GET, HEAD";
-	if (route == API_R_LETTERS ? cmd != EVHTTP_REQ_POST : !is_get) {
+	/* Reading content is audited: no HEAD, which would read unseen. */
+	if (route == API_R_LETTERS)
+		allow = "POST";
+	else if (route == API_R_THREAD || route == API_R_REPLIES)
+		allow = "GET";
+	else
+		allow = "GET, HEAD";
+	if (route == API_R_LETTERS ? cmd != EVHTTP_REQ_POST :
+	    route == API_R_THREAD || route == API_R_REPLIES ?
+	    cmd != EVHTTP_REQ_GET : !is_get) {
 		api_header(ar, "Allow", allow);
 		api_error(ar, 405, "method_not_allowed", NULL,
 		    "use %s for this resource", allow);
@@ -845,6 +1013,8 @@ api_dispatch(struct evhttp_request *req, void *arg)
 		return;
 	if (route == API_R_LETTER)
 		api_letter_get(ar, client, id);
+	else if (route == API_R_THREAD || route == API_R_REPLIES)
+		api_replies_route(ar, client, route, id);
 	else
 		api_letter_post(ar, client);
 	store_client_free(&client);
@@ -1023,6 +1193,571 @@ api_letter_get(struct api_req *ar, struct store_client *client, int64_t id)
 	    "deliveries", deliveries);
 	store_letter_free(&l);
 	api_reply(ar, 200, o);
+}
+
+/*
+ * The query string of a GET: only the parameters in names (NULL-ended),
+ * each at most once, each an integer in [lo[i], hi[i]]; vals holds the
+ * defaults and gets the values.  0, or -1 after answering 400 or 422.
+ */
+static int
+api_query(struct api_req *ar, const char *const *names, int64_t *vals,
+    const int64_t *lo, const int64_t *hi)
+{
+	const struct evhttp_uri	*uri = evhttp_request_get_evhttp_uri(ar->req);
+	struct evkeyvalq	 q;
+	struct evkeyval		*kv;
+	const char		*qs;
+	char			 name[33];
+	unsigned		 seen = 0;
+	size_t			 i, k;
+	int			 rc = 0;
+
+	if (uri == NULL || (qs = evhttp_uri_get_query(uri)) == NULL ||
+	    *qs == '\0')
+		return 0;
+	TAILQ_INIT(&q);
+	if (evhttp_parse_query_str(qs, &q) != 0) {
+		evhttp_clear_headers(&q);
+		api_error(ar, 400, "malformed_query", NULL,
+		    "the query string does not parse");
+		return -1;
+	}
+	TAILQ_FOREACH(kv, &q, next) {
+		for (i = 0; names[i] != NULL; i++)
+			if (strcmp(kv->key, names[i]) == 0)
+				break;
+		if (names[i] == NULL) {
+			/* The name is untrusted: printable ASCII, bounded. */
+			for (k = 0; kv->key[k] != '\0' && k < sizeof name - 1;
+			    k++)
+				name[k] = kv->key[k] > ' ' && kv->key[k] < 0x7f ?
+				    kv->key[k] : '?';
+			name[k] = '\0';
+			api_error(ar, 422, "invalid_field", name,
+			    "unknown query parameter");
+			rc = -1;
+			break;
+		}
+		if (seen & (1u << i)) {
+			api_error(ar, 422, "invalid_field", names[i],
+			    "given more than once");
+			rc = -1;
+			break;
+		}
+		seen |= 1u << i;
+		if (util_parse_i64(kv->value, lo[i], hi[i], &vals[i]) != 0) {
+			api_error(ar, 422, "invalid_field", names[i],
+			    "must be an integer from %lld to %lld",
+			    (long long)lo[i], (long long)hi[i]);
+			rc = -1;
+			break;
+		}
+	}
+	evhttp_clear_headers(&q);
+	return rc;
+}
+
+/*
+ * GET /v1/threads/{id}[?since=R] and GET /v1/replies?since=R&limit=N:
+ * check the query here, then hand the read to the reader thread.
+ */
+static void
+api_replies_route(struct api_req *ar, struct store_client *client,
+    enum api_route route, int64_t id)
+{
+	static const char *const names[] = { "since", "limit", NULL };
+	static const char *const tnames[] = { "since", NULL };
+	static const int64_t	 lo[] = { 0, 1 };
+	static const int64_t	 hi[] = { INT64_MAX, API_REPLIES_MAX };
+	struct api		*api = ar->api;
+	struct api_rjob		*job;
+	struct evhttp_connection *evcon;
+	int64_t			 vals[2] = { 0, API_REPLIES_LIMIT };
+
+	if (api_query(ar, route == API_R_THREAD ? tnames : names, vals, lo,
+	    hi) != 0)
+		return;
+	if (api->rqueued >= API_READER_QUEUE) {
+		log_warnx("http req=%llu reader queue full (%d)",
+		    (unsigned long long)ar->id, api->rqueued);
+		api_header(ar, "Retry-After", API_RETRY_AFTER);
+		api_error(ar, 503, "unavailable", NULL,
+		    "too many reads waiting; retry later");
+		return;
+	}
+	job = xcalloc(1, sizeof *job);
+	job->ar = ar;
+	job->req_id = ar->id;
+	job->route = route;
+	job->practice_id = client->practice_id;
+	job->client_id = client->id;
+	job->id = id;
+	job->since = vals[0];
+	job->limit = vals[1];
+
+	ar->rjob = job;
+	TAILQ_INSERT_TAIL(&api->pending, ar, entry);
+	api->inflight++;
+	if ((evcon = evhttp_request_get_connection(ar->req)) != NULL)
+		evhttp_connection_set_closecb(evcon, api_conn_closed, ar);
+	pthread_mutex_lock(&api->rmu);
+	*api->rq_tail = job;
+	api->rq_tail = &job->next;
+	api->rqueued++;
+	pthread_cond_signal(&api->rcv);
+	pthread_mutex_unlock(&api->rmu);
+}
+
+/* The reader thread: one read at a time, answers back to the loop. */
+static void *
+api_reader(void *arg)
+{
+	struct api	*api = arg;
+	struct api_rjob	*job;
+
+	pthread_mutex_lock(&api->rmu);
+	for (;;) {
+		while (api->rq == NULL && !api->rstop)
+			pthread_cond_wait(&api->rcv, &api->rmu);
+		/* Stopping: nobody is left to answer (api_free). */
+		if (api->rstop)
+			break;
+		job = api->rq;
+		if ((api->rq = job->next) == NULL)
+			api->rq_tail = &api->rq;
+		job->next = NULL;
+		pthread_mutex_unlock(&api->rmu);
+
+		if (job->route == API_R_THREAD)
+			api_thread_read(api, job);
+		else
+			api_replies_read(api, job);
+
+		pthread_mutex_lock(&api->rmu);
+		*api->rdone_tail = job;
+		api->rdone_tail = &job->next;
+		event_active(api->rdone_ev, 0, 0);
+	}
+	pthread_mutex_unlock(&api->rmu);
+	return NULL;
+}
+
+/* Reads finished: answer them on the loop thread, in order. */
+static void
+api_reader_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct api		*api = arg;
+	struct api_rjob		*job, *next;
+	struct api_req		*ar;
+	struct evhttp_connection *evcon;
+
+	pthread_mutex_lock(&api->rmu);
+	job = api->rdone;
+	api->rdone = NULL;
+	api->rdone_tail = &api->rdone;
+	pthread_mutex_unlock(&api->rmu);
+	for (; job != NULL; job = next) {
+		next = job->next;
+		ar = job->ar;
+		api->rqueued--;
+		TAILQ_REMOVE(&api->pending, ar, entry);
+		api->inflight--;
+		ar->rjob = NULL;
+		if (ar->req != NULL &&
+		    (evcon = evhttp_request_get_connection(ar->req)) != NULL)
+			evhttp_connection_set_closecb(evcon, NULL, NULL);
+		if (job->retry)
+			api_header(ar, "Retry-After", API_RETRY_AFTER);
+		/* ar may be gone after this (api_reply_raw). */
+		api_reply_raw(ar, job->status, "application/json", job->body,
+		    strlen(job->body));
+		api_rjob_free(&job);
+	}
+}
+
+/* Free a read, wiping its answer (it may hold reply content). */
+static void
+api_rjob_free(struct api_rjob **jobp)
+{
+	struct api_rjob	*job = *jobp;
+
+	if (job == NULL)
+		return;
+	if (job->body != NULL) {
+		hash_wipe(job->body, strlen(job->body));
+		free(job->body);
+	}
+	free(job);
+	*jobp = NULL;
+}
+
+/* Reader thread: the answer of a read (body is consumed). */
+static void
+api_rjob_answer(struct api_rjob *job, int status, json_t *body)
+{
+	if (body == NULL)
+		log_fatalx("http: cannot build a JSON answer");
+	if ((job->body = json_dumps(body, JSON_COMPACT)) == NULL)
+		log_fatalx("http: out of memory for an answer");
+	json_decref(body);
+	job->status = status;
+}
+
+/* Reader thread: an error answer, as api_error. */
+static void
+api_rjob_error(struct api_rjob *job, int status, const char *code,
+    const char *msg)
+{
+	api_rjob_answer(job, status, api_error_json(code, NULL, msg));
+}
+
+/* Reader thread: a store call failed: 503 with Retry-After. */
+static void
+api_rjob_store_error(struct api_rjob *job, const char *what, int rc,
+    const char *error)
+{
+	log_warnx("http req=%llu %s: store: %s%s",
+	    (unsigned long long)job->req_id, what,
+	    error != NULL ? error : "error", rc == STORE_BUSY ? " (busy)" : "");
+	job->retry = 1;
+	api_rjob_error(job, 503, "unavailable",
+	    "the store is unavailable; retry later");
+}
+
+/*
+ * Reader thread: the thread of letter job->id, the letter then its
+ * replies after job->since (all states, oldest first), the filed ones
+ * with their content.
+ */
+static void
+api_thread_read(struct api *api, struct api_rjob *job)
+{
+	struct store_letter	*l = NULL;
+	struct store_reply	*rows = NULL;
+	struct store_delivery	*dv;
+	struct api_content	 ct;
+	json_t			*o = NULL, *msgs, *dls, *m;
+	const char		*error = NULL;
+	int64_t			 next = 0;
+	size_t			 n = 0, i;
+	int			 rc;
+
+	memset(&ct, 0, sizeof ct);
+	rc = store_letter_get(api->rstore, job->id, &l, &error);
+	if (rc == STORE_NOTFOUND ||
+	    (rc == STORE_OK && l->practice_id != job->practice_id)) {
+		store_letter_free(&l);
+		api_rjob_error(job, 404, "unknown_thread", "no such thread");
+		return;
+	}
+	if (rc != STORE_OK) {
+		api_rjob_store_error(job, "letter get", rc, error);
+		return;
+	}
+	if ((rc = store_replies_list(api->rstore, job->practice_id, job->id,
+	    NULL, job->since, API_THREAD_PAGE + 1, &rows, &n, &error)) !=
+	    STORE_OK) {
+		api_rjob_store_error(job, "replies list", rc, error);
+		goto out;
+	}
+	api_content_init(&ct, api, job);
+
+	dls = json_array();
+	for (i = 0; i < l->ndeliveries; i++) {
+		dv = &l->deliveries[i];
+		json_array_append_new(dls, json_pack("{s:I, s:o, s:o, s:o}",
+		    "id", (json_int_t)dv->id,
+		    "state", api_jstr(dv->state),
+		    "sent", api_jtime(dv->sent_at),
+		    "updated", api_jtime(dv->updated)));
+	}
+	msgs = json_array();
+	if (job->since == 0)
+		json_array_append_new(msgs, json_pack(
+		    "{s:s, s:I, s:o, s:o, s:I}",
+		    "type", "letter",
+		    "id", (json_int_t)l->id,
+		    "created", api_jtime(l->created),
+		    "state", api_jstr(l->state),
+		    "author", (json_int_t)l->author_id));
+	o = json_pack("{s:I, s:o, s:o, s:I, s:I, s:o, s:o, s:o}",
+	    "id", (json_int_t)l->id,
+	    "state", api_jstr(l->state),
+	    "closed", api_jtime(l->closed),
+	    "patient", (json_int_t)l->patient_id,
+	    "author", (json_int_t)l->author_id,
+	    "created", api_jtime(l->created),
+	    "deliveries", dls,
+	    "messages", msgs);
+	if (o == NULL)
+		log_fatalx("http: cannot build a JSON answer");
+	for (i = 0; i < n && i < API_THREAD_PAGE; i++) {
+		if (!api_content_room(&ct, &rows[i]))
+			break;
+		if ((m = api_reply_json(&ct, &rows[i], 0)) == NULL)
+			goto out;
+		json_array_append_new(msgs, m);
+		next = rows[i].id;
+	}
+	/* More replies wait: "next" is the cursor for ?since=. */
+	json_object_set_new(o, "more", json_boolean(i < n));
+	json_object_set_new(o, "next", i < n ? json_integer(next) :
+	    json_null());
+	if (api_content_audit(&ct) != 0)
+		goto out;
+	api_rjob_answer(job, 200, o);
+	o = NULL;
+out:
+	json_decref(o);
+	api_content_clear(&ct);
+	free(rows);
+	store_letter_free(&l);
+}
+
+/*
+ * Reader thread: the practice's filed replies after job->since, oldest
+ * first, with content; "next" is the cursor to keep.
+ */
+static void
+api_replies_read(struct api *api, struct api_rjob *job)
+{
+	struct store_reply	*rows = NULL;
+	struct api_content	 ct;
+	json_t			*o = NULL, *list, *m;
+	const char		*error = NULL;
+	int64_t			 next = job->since;
+	size_t			 n = 0, i, limit = (size_t)job->limit;
+	int			 rc;
+
+	memset(&ct, 0, sizeof ct);
+	if ((rc = store_replies_list(api->rstore, job->practice_id, 0,
+	    STORE_RS_FILED, job->since, limit + 1, &rows, &n, &error)) !=
+	    STORE_OK) {
+		api_rjob_store_error(job, "replies list", rc, error);
+		return;
+	}
+	api_content_init(&ct, api, job);
+	list = json_array();
+	o = json_pack("{s:o}", "replies", list);
+	if (o == NULL)
+		log_fatalx("http: cannot build a JSON answer");
+	for (i = 0; i < n && i < limit; i++) {
+		if (!api_content_room(&ct, &rows[i]))
+			break;
+		if ((m = api_reply_json(&ct, &rows[i], 1)) == NULL)
+			goto out;
+		json_array_append_new(list, m);
+		next = rows[i].id;
+	}
+	json_object_set_new(o, "next", json_integer(next));
+	json_object_set_new(o, "more", json_boolean(i < n));
+	/* Cut short by the size bound, not by the limit asked for. */
+	json_object_set_new(o, "size_limited", json_boolean(i < n &&
+	    i < limit));
+	if (api_content_audit(&ct) != 0)
+		goto out;
+	api_rjob_answer(job, 200, o);
+	o = NULL;
+out:
+	json_decref(o);
+	api_content_clear(&ct);
+	free(rows);
+}
+
+/* Start opening replies for one read. */
+static void
+api_content_init(struct api_content *ct, struct api *api,
+    struct api_rjob *job)
+{
+	memset(ct, 0, sizeof *ct);
+	ct->api = api;
+	ct->job = job;
+}
+
+/* May this reply's content still go into the answer? */
+static int
+api_content_room(struct api_content *ct, const struct store_reply *r)
+{
+	if (strcmp(r->state, STORE_RS_FILED) != 0 || ct->opened == 0)
+		return 1;
+	return r->sealed_len <= API_CONTENT_BUDGET &&
+	    ct->opened <= API_CONTENT_BUDGET - r->sealed_len;
+}
+
+/*
+ * One reply as JSON; a filed one with its content, opened with the
+ * archive identity and noted for the audit.  feed: add thread and
+ * patient.  NULL after setting a 503 answer (the store failed).
+ */
+static json_t *
+api_reply_json(struct api_content *ct, const struct store_reply *r,
+    int feed)
+{
+	struct api_rjob		*job = ct->job;
+	struct store		*s = ct->api->rstore;
+	struct store_practice	*pr = NULL;
+	struct replydoc		*doc = NULL;
+	struct age_identity	 aid;
+	json_t			*o, *atts;
+	unsigned char		*blob = NULL, *clear = NULL;
+	const char		*error = NULL, *outcome = "ok";
+	char			 ad[64];
+	size_t			 bloblen = 0, clearlen = 0, i;
+	enum age_status		 as;
+	int			 rc;
+
+	o = json_pack("{s:s, s:I, s:o, s:o, s:o, s:o, s:b, s:b, s:o, s:o}",
+	    "type", "reply",
+	    "id", (json_int_t)r->id,
+	    "state", api_jstr(r->state),
+	    "reason", r->reason[0] != '\0' ? api_jstr(r->reason) :
+	    json_null(),
+	    "detail", r->detail[0] != '\0' ? api_jstr(r->detail) :
+	    json_null(),
+	    "sender", api_jstr(r->sender),
+	    "urgent", r->urgent != 0,
+	    "shared", r->shared != 0,
+	    "received", api_jtime(r->received),
+	    "from", r->from_addr[0] != '\0' ? api_jstr(r->from_addr) :
+	    json_null());
+	if (o == NULL)
+		log_fatalx("http: cannot build a JSON answer");
+	if (feed) {
+		json_object_set_new(o, "thread", r->letter_id > 0 ?
+		    json_integer(r->letter_id) : json_null());
+		json_object_set_new(o, "patient", r->patient_id > 0 ?
+		    json_integer(r->patient_id) : json_null());
+	}
+	if (strcmp(r->state, STORE_RS_FILED) != 0 ||
+	    r->practice_id != job->practice_id)
+		return o;
+
+	if (ct->sec.key == NULL && !ct->sec_failed) {
+		rc = store_practice_get(s, job->practice_id, &pr, &error);
+		if (rc != STORE_OK) {
+			api_rjob_store_error(job, "practice get", rc,
+			    rc == STORE_NOTFOUND ?
+			    "the client's practice is missing" : error);
+			json_decref(o);
+			return NULL;
+		}
+		snprintf(ad, sizeof ad, "practice:%lld",
+		    (long long)job->practice_id);
+		if (keyring_identity_unwrap(ct->api->keyring, ad,
+		    pr->archive_wrapped, pr->archive_wrapped_len, &ct->sec,
+		    &error) != 0) {
+			log_warnx("http req=%llu practice=%lld: archive "
+			    "identity: %s", (unsigned long long)job->req_id,
+			    (long long)job->practice_id, error);
+			ct->sec_failed = 1;
+		}
+		store_practice_free(&pr);
+	}
+	if (ct->sec_failed) {
+		outcome = "archive key unusable";
+		goto unreadable;
+	}
+	rc = store_reply_sealed(s, r->id, &blob, &bloblen, &error);
+	if (rc != STORE_OK) {
+		api_rjob_store_error(job, "reply sealed", rc, error);
+		json_decref(o);
+		return NULL;
+	}
+	ct->opened += bloblen;
+	memset(&aid, 0, sizeof aid);
+	aid.type = AGE_IDENTITY_X25519;
+	aid.x25519_sk = ct->sec.key;
+	as = age_decrypt(&aid, 1, blob, bloblen, 0, &clear, &clearlen, &error);
+	free(blob);
+	if (as != AGE_OK) {
+		log_warnx("http req=%llu reply=%lld: cannot open: %s",
+		    (unsigned long long)job->req_id, (long long)r->id,
+		    age_status_name(as));
+		outcome = "decrypt failed";
+		goto unreadable;
+	}
+	rc = replydoc_parse(clear, clearlen, &doc, &error);
+	age_free_plaintext(&clear, clearlen);
+	if (rc != 0) {
+		log_warnx("http req=%llu reply=%lld: %s",
+		    (unsigned long long)job->req_id, (long long)r->id, error);
+		outcome = "bad document";
+		goto unreadable;
+	}
+	atts = json_array();
+	for (i = 0; i < doc->natt; i++)
+		json_array_append_new(atts, json_pack("{s:o, s:o, s:I}",
+		    "filename", api_jstr(doc->att[i].filename),
+		    "content_type", api_jstr(doc->att[i].content_type),
+		    "size", (json_int_t)doc->att[i].size));
+	json_object_set_new(o, "subject", api_jstr(doc->subject));
+	json_object_set_new(o, "new_text", api_jstr(doc->new_text));
+	json_object_set_new(o, "attachments", atts);
+	replydoc_free(&doc);
+	goto audit;
+
+unreadable:
+	/* Listed without content; staff can look with sealpostctl. */
+	json_object_set_new(o, "content_error", json_string(outcome));
+audit:
+	ct->ids = xreallocarray(ct->ids, ct->nids + 1, sizeof *ct->ids);
+	ct->outcomes = xreallocarray(ct->outcomes, ct->nids + 1,
+	    sizeof *ct->outcomes);
+	ct->ids[ct->nids] = r->id;
+	ct->outcomes[ct->nids++] = outcome;
+	return o;
+}
+
+/*
+ * The audit rows of the replies opened for this answer, in one
+ * transaction, before anything is sent.  0, or -1 after setting a 503
+ * answer.
+ */
+static int
+api_content_audit(struct api_content *ct)
+{
+	struct store	*s = ct->api->rstore;
+	const char	*error = NULL;
+	char		 actor[32], object[32];
+	size_t		 i;
+	int		 rc;
+
+	if (ct->nids == 0)
+		return 0;
+	snprintf(actor, sizeof actor, "client:%lld",
+	    (long long)ct->job->client_id);
+	if ((rc = store_begin(s, &error)) != STORE_OK) {
+		api_rjob_store_error(ct->job, "audit begin", rc, error);
+		return -1;
+	}
+	for (i = 0; i < ct->nids; i++) {
+		snprintf(object, sizeof object, "reply:%lld",
+		    (long long)ct->ids[i]);
+		if ((rc = store_audit(s, actor, "reply.read", object,
+		    ct->outcomes[i], &error)) != STORE_OK) {
+			store_rollback(s);
+			api_rjob_store_error(ct->job, "audit", rc, error);
+			return -1;
+		}
+	}
+	if ((rc = store_commit(s, &error)) != STORE_OK) {
+		store_rollback(s);
+		api_rjob_store_error(ct->job, "audit commit", rc, error);
+		return -1;
+	}
+	return 0;
+}
+
+/* Wipe the archive key and free the audit list. */
+static void
+api_content_clear(struct api_content *ct)
+{
+	if (ct->sec.key != NULL)
+		keyring_secret_free(&ct->sec);
+	free(ct->outcomes);
+	free(ct->ids);
+	memset(ct, 0, sizeof *ct);
 }
 
 /* POST /v1/letters: check, look up, seal-and-commit through the pipeline. */
@@ -1445,18 +2180,26 @@ static void
 api_error(struct api_req *ar, int status, const char *code,
     const char *field, const char *fmt, ...)
 {
-	json_t	*e;
 	va_list	 ap;
 	char	 msg[256];
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
+	api_reply(ar, status, api_error_json(code, field, msg));
+}
+
+/* {"error":{"code","message"[,"field"]}} (any thread). */
+static json_t *
+api_error_json(const char *code, const char *field, const char *msg)
+{
+	json_t	*e;
+
 	e = json_pack("{s:o, s:o}", "code", api_jstr(code), "message",
 	    api_jstr(msg));
 	if (e != NULL && field != NULL && field[0] != '\0')
 		json_object_set_new(e, "field", api_jstr(field));
-	api_reply(ar, status, json_pack("{s:o}", "error", e));
+	return json_pack("{s:o}", "error", e);
 }
 
 /* A store call failed: 503 with Retry-After (the reason is logged). */
@@ -1488,6 +2231,7 @@ api_reply(struct api_req *ar, int status, json_t *body)
 		log_fatalx("http: out of memory for an answer");
 	json_decref(body);
 	api_reply_raw(ar, status, "application/json", s, strlen(s));
+	hash_wipe(s, strlen(s));
 	free(s);
 }
 
@@ -1499,7 +2243,7 @@ api_reply_raw(struct api_req *ar, int status, const char *ctype,
 	struct evhttp_request	*req = ar->req;
 	struct evhttp_connection *evcon;
 	struct evbuffer		*buf = NULL;
-	char			 idbuf[24];
+	char			 idbuf[24], *copy;
 
 	if (req != NULL) {
 		snprintf(idbuf, sizeof idbuf, "%llu",
@@ -1511,8 +2255,16 @@ api_reply_raw(struct api_req *ar, int status, const char *ctype,
 			api_header(ar, "Connection", "close");
 		if ((buf = evbuffer_new()) == NULL)
 			log_fatalx("http: out of memory for an answer");
-		evbuffer_add(buf, s, len);
-		evbuffer_add(buf, "\n", 1);
+		/*
+		 * An answer may hold reply content: our own copy, wiped
+		 * when libevent lets go of it, rather than its chains.
+		 */
+		copy = xmalloc(len + 1);
+		memcpy(copy, s, len);
+		copy[len] = '\n';
+		if (evbuffer_add_reference(buf, copy, len + 1,
+		    api_wipe_cleanup, NULL) != 0)
+			log_fatalx("http: out of memory for an answer");
 	}
 	api_log(ar, status);
 	if (req == NULL) {
@@ -1529,6 +2281,14 @@ api_reply_raw(struct api_req *ar, int status, const char *ctype,
 	/* ar may be gone from here on. */
 	evhttp_send_reply(req, status, api_reason(status), buf);
 	evbuffer_free(buf);
+}
+
+/* evbuffer cleanup of an answer's bytes: wipe, then free. */
+static void
+api_wipe_cleanup(const void *data, size_t len, void *arg)
+{
+	hash_wipe((void *)(uintptr_t)data, len);
+	free((void *)(uintptr_t)data);
 }
 
 /* evhttp handed the whole answer to the kernel. */

@@ -1,7 +1,8 @@
 /*
  * ctl.h - what the parts of sealpostctl share: the run's context and the
  * helpers of sealpostctl.c.  The queue, paper, bounce and settings
- * commands live in ctl_queue.c.
+ * commands live in ctl_queue.c; the quarantine of replies and closing a
+ * thread in ctl_reply.c.
  */
 #ifndef SEALPOST_CTL_H
 #define SEALPOST_CTL_H
@@ -45,5 +46,13 @@ int	 cmd_bounce(struct ctl *, int, char **);
 int	 cmd_practice_set(struct ctl *, int, char **);
 int	 cmd_patient_set(struct ctl *, int, char **);
 int	 cmd_client_callback(struct ctl *, int, char **);
+int	 cmd_clinician_set(struct ctl *, int, char **);
+
+/* ctl_reply.c */
+int	 cmd_quarantine_list(struct ctl *, int, char **);
+int	 cmd_quarantine_show(struct ctl *, int, char **);
+int	 cmd_quarantine_file(struct ctl *, int, char **);
+int	 cmd_quarantine_reject(struct ctl *, int, char **);
+int	 cmd_letter_close(struct ctl *, int, char **);
 
 #endif

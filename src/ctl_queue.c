@@ -2,7 +2,8 @@
  * ctl_queue.c - sealpostctl commands for letters out: the delivery queue,
  * held letters, the paper queue, bounces handed in by an admin, and the
  * settings the failsafe depends on (practice failsafe address and content
- * policy, patient address and consent, client callback URL).
+ * policy, team and duty addresses, patient address and consent,
+ * clinician active and address, client callback URL).
  *
  * Every change is audited with the admin as actor.  "paper print"
  * decrypts a letter with the practice archive identity (master key
@@ -554,6 +555,9 @@ ctl_set_fields(struct ctl *c, const char *kind, int64_t id,
 		if (strcmp(kind, "practice") == 0)
 			r = store_practice_set(c->store, id, fields[i],
 			    values[i], &error);
+		else if (strcmp(kind, "clinician") == 0)
+			r = store_clinician_set(c->store, id, fields[i],
+			    values[i], &error);
 		else
 			r = store_patient_set(c->store, id, fields[i],
 			    values[i], &error);
@@ -576,11 +580,11 @@ ctl_set_fields(struct ctl *c, const char *kind, int64_t id,
 }
 
 enum { S_FAILSAFE = 1, S_POLICY, S_REPLY, S_ADDRESS, S_PHONE, S_EMAIL,
-    S_VERIFIED, S_CONSENT, S_SHARED };
+    S_VERIFIED, S_CONSENT, S_SHARED, S_TEAM, S_DUTY, S_ACTIVE };
 
-/* practice set ID ... / patient set ID ... */
+/* practice set ID ... / patient set ID ... / clinician set ID ... */
 static int
-ctl_set(struct ctl *c, int argc, char **argv, int practice)
+ctl_set(struct ctl *c, int argc, char **argv, const char *kind)
 {
 	static const struct option opts[] = {
 		{ "failsafe", required_argument, NULL, S_FAILSAFE },
@@ -592,36 +596,50 @@ ctl_set(struct ctl *c, int argc, char **argv, int practice)
 		{ "verified", required_argument, NULL, S_VERIFIED },
 		{ "consent", required_argument, NULL, S_CONSENT },
 		{ "shared-ok", required_argument, NULL, S_SHARED },
+		{ "team-email", required_argument, NULL, S_TEAM },
+		{ "duty-email", required_argument, NULL, S_DUTY },
+		{ "active", required_argument, NULL, S_ACTIVE },
 		{ NULL, 0, NULL, 0 }
 	};
-	const char	*fields[9];
-	char		*values[9];
+	const char	*fields[12];
+	char		*values[12];
 	const char	*v;
 	size_t		 n = 0, i;
 	int64_t		 id;
 	int		 ch, rc = 2;
-	unsigned	 allowed = practice ?
-	    (1u << S_FAILSAFE | 1u << S_POLICY | 1u << S_REPLY |
-	    1u << S_ADDRESS | 1u << S_PHONE) :
-	    (1u << S_EMAIL | 1u << S_VERIFIED | 1u << S_CONSENT |
-	    1u << S_ADDRESS | 1u << S_SHARED);
+	unsigned	 allowed;
+
+	if (strcmp(kind, "practice") == 0)
+		allowed = 1u << S_FAILSAFE | 1u << S_POLICY | 1u << S_REPLY |
+		    1u << S_ADDRESS | 1u << S_PHONE | 1u << S_TEAM |
+		    1u << S_DUTY;
+	else if (strcmp(kind, "clinician") == 0)
+		allowed = 1u << S_EMAIL | 1u << S_ACTIVE;
+	else
+		allowed = 1u << S_EMAIL | 1u << S_VERIFIED | 1u << S_CONSENT |
+		    1u << S_ADDRESS | 1u << S_SHARED;
 
 	if (argc < 2 || opt_i64("id", argv[1], &id) != 0)
 		return 2;
 	optind = 2;
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (ch <= 0 || !(allowed & (1u << ch)) || n == nitems(fields))
+		if (ch <= 0 || ch >= 32 || !(allowed & (1u << ch)) ||
+		    n == nitems(fields))
 			goto out;
 		v = NULL;
 		switch (ch) {
 		case S_FAILSAFE:
 		case S_EMAIL:
+		case S_TEAM:
+		case S_DUTY:
 			if (!valid_email(optarg)) {
 				fprintf(stderr, "sealpostctl: not an email "
 				    "address: %s\n", optarg);
 				goto out;
 			}
-			fields[n] = ch == S_EMAIL ? "email" : "failsafe_email";
+			fields[n] = ch == S_EMAIL ? "email" : ch == S_TEAM ?
+			    "team_email" : ch == S_DUTY ? "duty_email" :
+			    "failsafe_email";
 			values[n++] = xstrdup(optarg);
 			continue;
 		case S_POLICY:
@@ -663,6 +681,10 @@ ctl_set(struct ctl *c, int argc, char **argv, int practice)
 			v = ctl_yesno("shared-ok", optarg);
 			fields[n] = "shared_ok";
 			break;
+		case S_ACTIVE:
+			v = ctl_yesno("active", optarg);
+			fields[n] = "active";
+			break;
 		}
 		if (v == NULL)
 			goto out;
@@ -670,8 +692,7 @@ ctl_set(struct ctl *c, int argc, char **argv, int practice)
 	}
 	if (optind != argc)
 		goto out;
-	rc = ctl_set_fields(c, practice ? "practice" : "patient", id, fields,
-	    values, n);
+	rc = ctl_set_fields(c, kind, id, fields, values, n);
 out:
 	for (i = 0; i < n; i++)
 		free(values[i]);
@@ -681,13 +702,19 @@ out:
 int
 cmd_practice_set(struct ctl *c, int argc, char **argv)
 {
-	return ctl_set(c, argc, argv, 1);
+	return ctl_set(c, argc, argv, "practice");
 }
 
 int
 cmd_patient_set(struct ctl *c, int argc, char **argv)
 {
-	return ctl_set(c, argc, argv, 0);
+	return ctl_set(c, argc, argv, "patient");
+}
+
+int
+cmd_clinician_set(struct ctl *c, int argc, char **argv)
+{
+	return ctl_set(c, argc, argv, "clinician");
 }
 
 /*

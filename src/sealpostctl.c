@@ -80,6 +80,7 @@ static const struct cmd cmds[] = {
 	{ "letter", "show", cmd_letter_show, "letter show ID" },
 	{ "letter", "release", cmd_letter_release, "letter release ID" },
 	{ "letter", "cancel", cmd_letter_cancel, "letter cancel ID" },
+	{ "letter", "close", cmd_letter_close, "letter close ID" },
 	{ "queue", "list", cmd_queue_list,
 	    "queue list [-s STATES] [-n MAX]" },
 	{ "queue", "retry", cmd_queue_retry, "queue retry [LETTER_ID]" },
@@ -87,9 +88,18 @@ static const struct cmd cmds[] = {
 	{ "paper", "print", cmd_paper_print, "paper print ID [-o FILE.pdf]" },
 	{ "paper", "done", cmd_paper_done, "paper done ID" },
 	{ "bounce", NULL, cmd_bounce, "bounce -r ADDRESS [FILE]" },
+	{ "quarantine", "list", cmd_quarantine_list, "quarantine list [-a]" },
+	{ "quarantine", "show", cmd_quarantine_show, "quarantine show ID" },
+	{ "quarantine", "file", cmd_quarantine_file,
+	    "quarantine file ID --thread LETTER_ID" },
+	{ "quarantine", "reject", cmd_quarantine_reject,
+	    "quarantine reject ID [-r REASON]" },
 	{ "practice", "set", cmd_practice_set,
 	    "practice set ID [--failsafe ADDR] [--policy full|notify] "
-	    "[--reply-domain DOMAIN] [--address TEXT] [--phone TEXT]" },
+	    "[--reply-domain DOMAIN] [--address TEXT] [--phone TEXT] "
+	    "[--team-email ADDR] [--duty-email ADDR]" },
+	{ "clinician", "set", cmd_clinician_set,
+	    "clinician set ID [--active yes|no] [--email ADDR]" },
 	{ "patient", "set", cmd_patient_set,
 	    "patient set ID [--email ADDR] [--verified yes|no] "
 	    "[--consent yes|no] [--address TEXT] [--shared-ok yes|no]" },
@@ -658,6 +668,9 @@ cmd_letter_show(struct ctl *c, int argc, char **argv)
 	printf("channel:    %s\n", l->channel);
 	printf("state:      %s\n", l->state);
 	printf("created:    %s\n", ctl_time(l->created, t1, sizeof(t1)));
+	if (l->closed > 0)
+		printf("closed:     %s\n", ctl_time(l->closed, t1,
+		    sizeof(t1)));
 	printf("sealed:     %zu bytes, sha256 %s\n", l->sealed_len, hex);
 	for (i = 0; i < l->ndeliveries; i++) {
 		struct store_delivery	*dv = &l->deliveries[i];
@@ -856,6 +869,8 @@ main(int argc, char *argv[])
 
 	log_init("sealpostctl", LOG_TO_STDERR, 0);
 	umask(077);
+	/* Reply documents are read with jansson: wipe what it frees. */
+	letter_json_init();
 	if (hash_init() != 0) {
 		fprintf(stderr, "sealpostctl: libsodium init failed\n");
 		return 1;

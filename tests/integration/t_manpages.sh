@@ -4,8 +4,9 @@
 # Each page passes `mandoc -Tlint' at the warning level (style notes, such
 # as references to pages not installed yet, are shown as diagnostics).
 # sealpostctl.8 shows, as rendered text, the exact usage string of every
-# entry of cmds[] in src/sealpostctl.c, and names every option letter, long
-# option and exit status of the program.  sealpostd.8 has an item for every
+# entry of cmds[] in src/sealpostctl.c, and names every option letter and
+# long option (src/sealpostctl.c, src/ctl_*.c) and exit status of the
+# program.  sealpostd.8 has an item for every
 # getopt letter, signal, exit status, sd_notify state and environment
 # variable of the daemon.  Skipped with the reason when mandoc is absent
 # (Debian package mandoc).  TAP output.
@@ -30,6 +31,7 @@ c8=$srcdir/man/sealpostctl.8
 dsrc=$srcdir/src/sealpostd.c
 csrc=$srcdir/src/sealpostctl.c
 cqsrc=$srcdir/src/ctl_queue.c
+crsrc=$srcdir/src/ctl_reply.c
 cth=$srcdir/src/ctl.h
 
 if ! command -v mandoc >/dev/null 2>&1; then
@@ -94,14 +96,14 @@ while IFS= read -r usage; do
 done < "$tmp/usages"
 
 # Every long option of the add commands, and every getopt letter.
-longopts=$(sed -n 's/^[[:space:]]*{ "\([a-z-]*\)", [a-z_]*_argument.*/\1/p' "$csrc" "$cqsrc")
+longopts=$(sed -n 's/^[[:space:]]*{ "\([a-z-]*\)", [a-z_]*_argument.*/\1/p' "$csrc" "$cqsrc" "$crsrc")
 missing=
 for o in $longopts; do
 	grep -Eq "Fl -$o( |$)" "$c8" || missing="$missing --$o"
 done
 check "sealpostctl.8 names every long option ($(echo $longopts | wc -w))${missing:+: missing$missing}" \
     eval '[ -n "$longopts" ] && [ -z "$missing" ]'
-letters=$(sed -n 's/.*getopt(argc, argv, "\([^"]*\)").*/\1/p' "$csrc" "$cqsrc" |
+letters=$(sed -n 's/.*getopt(argc, argv, "\([^"]*\)").*/\1/p' "$csrc" "$cqsrc" "$crsrc" |
     tr -d '+:\n' | fold -w1 | sort -u)
 missing=
 for c in $letters; do
