@@ -1,6 +1,6 @@
 /*
  * replydoc.h - reading the sealed reply document "sealpost-reply/1"
- * (intake.h describes it) once it has been decrypted.
+ * (letter.h describes it) once it has been decrypted, for display.
  *
  * The readers (the HTTP API, sealpostctl) need the patient's words and
  * the attachments' names and sizes; the attachment data and the original
@@ -13,8 +13,6 @@
 #define SEALPOST_REPLYDOC_H
 
 #include <stddef.h>
-
-#define REPLYDOC_MAX_ATTACHMENTS	1000
 
 struct replydoc_att {
 	char		*filename;		/* NULL: none given */
