@@ -1516,8 +1516,10 @@ out:
 }
 
 /*
- * Reader thread: the practice's filed replies after job->since, oldest
- * first, with content; "next" is the cursor to keep.
+ * Reader thread: the practice's filed replies after feed position
+ * job->since, in the order they were filed (store_replies_feed: a reply
+ * staff file from the quarantine later comes after the cursor, never
+ * before it), with content; "next" is the cursor to keep.
  */
 static void
 api_replies_read(struct api *api, struct api_rjob *job)
@@ -1531,10 +1533,9 @@ api_replies_read(struct api *api, struct api_rjob *job)
 	int			 rc;
 
 	memset(&ct, 0, sizeof ct);
-	if ((rc = store_replies_list(api->rstore, job->practice_id, 0,
-	    STORE_RS_FILED, job->since, limit + 1, &rows, &n, &error)) !=
-	    STORE_OK) {
-		api_rjob_store_error(job, "replies list", rc, error);
+	if ((rc = store_replies_feed(api->rstore, job->practice_id,
+	    job->since, limit + 1, &rows, &n, &error)) != STORE_OK) {
+		api_rjob_store_error(job, "replies feed", rc, error);
 		return;
 	}
 	api_content_init(&ct, api, job);
@@ -1548,7 +1549,7 @@ api_replies_read(struct api *api, struct api_rjob *job)
 		if ((m = api_reply_json(&ct, &rows[i], 1)) == NULL)
 			goto out;
 		json_array_append_new(list, m);
-		next = rows[i].id;
+		next = rows[i].filed_seq;
 	}
 	json_object_set_new(o, "next", json_integer(next));
 	json_object_set_new(o, "more", json_boolean(i < n));
@@ -1628,6 +1629,8 @@ api_reply_json(struct api_content *ct, const struct store_reply *r,
 		    json_integer(r->letter_id) : json_null());
 		json_object_set_new(o, "patient", r->patient_id > 0 ?
 		    json_integer(r->patient_id) : json_null());
+		/* its place in the feed: what ?since= takes */
+		json_object_set_new(o, "seq", json_integer(r->filed_seq));
 	}
 	if (strcmp(r->state, STORE_RS_FILED) != 0 ||
 	    r->practice_id != job->practice_id)

@@ -304,10 +304,12 @@ CREATE TABLE replies (
 	created		INTEGER NOT NULL,
 	decided		INTEGER NOT NULL DEFAULT 0,	-- by staff, 0: not
 	decided_by	TEXT,
+	filed_seq	INTEGER,			-- place in the feed
 	sealed_len	INTEGER NOT NULL CHECK (sealed_len = length(sealed)),
 	sealed		BLOB NOT NULL,
 	CHECK (state <> 'filed' OR letter_id IS NOT NULL),
 	CHECK (state = 'filed' OR reason IS NOT NULL),
+	CHECK ((state = 'filed') = (filed_seq IS NOT NULL)),
 	UNIQUE (practice_id, dedup),
 	FOREIGN KEY (practice_id, patient_id)
 	    REFERENCES patients (practice_id, id),
@@ -317,6 +319,12 @@ CREATE TABLE replies (
 CREATE INDEX replies_practice ON replies (practice_id, id);
 CREATE INDEX replies_letter ON replies (letter_id, id);
 CREATE INDEX replies_state ON replies (state, received);
+-- The feed of filed replies (GET /v1/replies): a reply gets the next
+-- place when it is filed, by the intake or later by staff.
+CREATE UNIQUE INDEX replies_filed_seq ON replies (filed_seq)
+    WHERE filed_seq IS NOT NULL;
+CREATE INDEX replies_feed ON replies (practice_id, filed_seq)
+    WHERE filed_seq IS NOT NULL;
 
 -- Mails a reply causes, queued with it: forward (to the clinician or
 -- team), append (IMAP, no address), ack and contact (to the patient, no

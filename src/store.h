@@ -666,6 +666,8 @@ struct store_reply {
 	int64_t		 decided;		/* filed/rejected by staff at */
 	char		 decided_by[64];
 	size_t		 sealed_len;
+	int64_t		 filed_seq;		/* place in the feed; 0 unless
+						   filed */
 };
 
 int	 store_reply_get(struct store *, int64_t id, struct store_reply *,
@@ -682,6 +684,16 @@ int	 store_replies_list(struct store *, int64_t practice_id,
 	    int64_t letter_id, const char *states, int64_t since_id,
 	    size_t max, struct store_reply **rows, size_t *n,
 	    const char **error_r);
+
+/*
+ * The feed: the practice's filed replies in the order they were filed
+ * (each filing, by the intake or by staff, takes the next filed_seq),
+ * after since_seq; max 0 = no limit.  A client that keeps the last
+ * filed_seq it saw never misses a reply filed later from the quarantine.
+ */
+int	 store_replies_feed(struct store *, int64_t practice_id,
+	    int64_t since_seq, size_t max, struct store_reply **rows,
+	    size_t *n, const char **error_r);
 
 /*
  * Staff decisions on a quarantined reply (STORE_NOTFOUND unless it is

@@ -368,10 +368,12 @@ static const char *const store_migrations[] = {
 	"  created INTEGER NOT NULL,\n"
 	"  decided INTEGER NOT NULL DEFAULT 0,\n"
 	"  decided_by TEXT,\n"
+	"  filed_seq INTEGER,\n"
 	"  sealed_len INTEGER NOT NULL CHECK (sealed_len = length(sealed)),\n"
 	"  sealed BLOB NOT NULL,\n"
 	"  CHECK (state <> 'filed' OR letter_id IS NOT NULL),\n"
 	"  CHECK (state = 'filed' OR reason IS NOT NULL),\n"
+	"  CHECK ((state = 'filed') = (filed_seq IS NOT NULL)),\n"
 	"  UNIQUE (practice_id, dedup),\n"
 	"  FOREIGN KEY (practice_id, patient_id)\n"
 	"      REFERENCES patients (practice_id, id),\n"
@@ -381,6 +383,10 @@ static const char *const store_migrations[] = {
 	"CREATE INDEX replies_practice ON replies (practice_id, id);\n"
 	"CREATE INDEX replies_letter ON replies (letter_id, id);\n"
 	"CREATE INDEX replies_state ON replies (state, received);\n"
+	"CREATE UNIQUE INDEX replies_filed_seq ON replies (filed_seq)\n"
+	"    WHERE filed_seq IS NOT NULL;\n"
+	"CREATE INDEX replies_feed ON replies (practice_id, filed_seq)\n"
+	"    WHERE filed_seq IS NOT NULL;\n"
 	"CREATE TABLE reply_mails (\n"
 	"  id INTEGER PRIMARY KEY,\n"
 	"  reply_id INTEGER NOT NULL REFERENCES replies (id),\n"
@@ -535,7 +541,12 @@ enum store_stmt {
 #define REPLY_COLS \
 	"id, practice_id, letter_id, patient_id, clinician_id, state, " \
 	"reason, detail, sender, from_addr, message_id, source, urgent, " \
-	"shared, received, created, decided, decided_by, sealed_len"
+	"shared, received, created, decided, decided_by, sealed_len, " \
+	"filed_seq"
+/* The next place in the filed replies' feed (GET /v1/replies). */
+#define NEXT_FILED_SEQ \
+	"(SELECT coalesce(max(filed_seq), 0) + 1 FROM replies " \
+	"INDEXED BY replies_filed_seq WHERE filed_seq IS NOT NULL)"
 #define PAPER_COLS \
 	"letter_id, practice_id, patient_id, reason, created, printed, " \
 	"done, done_by"
@@ -767,8 +778,9 @@ static const char *const store_sql[ST_MAX] = {
 	[ST_REPLY_INSERT] = "INSERT INTO replies (practice_id, letter_id, "
 	    "patient_id, clinician_id, state, reason, detail, sender, "
 	    "from_addr, message_id, source, dedup, urgent, shared, received, "
-	    "created, sealed_len, sealed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
-	    "?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+	    "created, sealed_len, sealed, filed_seq) VALUES (?1, ?2, ?3, ?4, "
+	    "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, "
+	    "CASE WHEN ?5 = 'filed' THEN " NEXT_FILED_SEQ " END)",
 	[ST_RMAIL_INSERT] = "INSERT INTO reply_mails (reply_id, practice_id, "
 	    "letter_id, patient_id, clinician_id, kind, to_addr, state, "
 	    "urgent, attempts, next_attempt, created) SELECT id, practice_id, "
@@ -789,7 +801,8 @@ static const char *const store_sql[ST_MAX] = {
 	[ST_REPLY_SEALED] = "SELECT sealed FROM replies WHERE id = ?1",
 	[ST_REPLY_FILE] = "UPDATE replies SET state = 'filed', "
 	    "letter_id = ?2, patient_id = ?3, clinician_id = ?4, "
-	    "decided = ?5, decided_by = ?6, sealed_len = ?7, sealed = ?8 "
+	    "decided = ?5, decided_by = ?6, sealed_len = ?7, sealed = ?8, "
+	    "filed_seq = " NEXT_FILED_SEQ " "
 	    "WHERE id = ?1 AND state = 'quarantined'",
 	[ST_REPLY_REJECT] = "UPDATE replies SET state = 'rejected', "
 	    "reason = ?2, decided = ?3, decided_by = ?4 "
@@ -4656,6 +4669,7 @@ store_read_reply(sqlite3_stmt *st, struct store_reply *r)
 	store_clip(r->decided_by, sizeof(r->decided_by),
 	    (const char *)sqlite3_column_text(st, 17));
 	r->sealed_len = (size_t)sqlite3_column_int64(st, 18);
+	r->filed_seq = sqlite3_column_int64(st, 19);	/* NULL: 0 */
 }
 
 /* One reply by id (without its sealed document). */
@@ -4772,6 +4786,50 @@ store_replies_list(struct store *s, int64_t practice_id, int64_t letter_id,
 	}
 	if (rc != SQLITE_DONE) {
 		rc = store_fail(s, rc, "reply list", error_r);
+		sqlite3_finalize(st);
+		free(*rows);
+		*rows = NULL;
+		*n = 0;
+		return rc;
+	}
+	sqlite3_finalize(st);
+	return STORE_OK;
+}
+
+/*
+ * The practice's filed replies in the order they were filed, after the
+ * feed position since_seq (GET /v1/replies): a reply staff file from the
+ * quarantine later joins the end, so a cursor never passes it by.
+ */
+int
+store_replies_feed(struct store *s, int64_t practice_id, int64_t since_seq,
+    size_t max, struct store_reply **rows, size_t *n, const char **error_r)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	*rows = NULL;
+	*n = 0;
+	if (practice_id <= 0 || since_seq < 0) {
+		*error_r = "reply feed: bad practice or position";
+		return STORE_ERROR;
+	}
+	rc = sqlite3_prepare_v2(s->db, "SELECT " REPLY_COLS " FROM replies "
+	    "INDEXED BY replies_feed WHERE practice_id = ?1 AND "
+	    "filed_seq IS NOT NULL AND filed_seq > ?2 ORDER BY filed_seq "
+	    "LIMIT ?3", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return store_fail(s, rc, "reply feed", error_r);
+	sqlite3_bind_int64(st, 1, practice_id);
+	sqlite3_bind_int64(st, 2, since_seq);
+	sqlite3_bind_int64(st, 3, max == 0 || max > INT64_MAX ? -1 :
+	    (int64_t)max);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*rows = xreallocarray(*rows, *n + 1, sizeof(**rows));
+		store_read_reply(st, &(*rows)[(*n)++]);
+	}
+	if (rc != SQLITE_DONE) {
+		rc = store_fail(s, rc, "reply feed", error_r);
 		sqlite3_finalize(st);
 		free(*rows);
 		*rows = NULL;

@@ -887,6 +887,36 @@ test_list(void)
 	free(rows);
 	ok(rc == STORE_OK && pages == 3 && total == 6 && sorted,
 	    "the cursor pages through all six, two at a time");
+	/* The feed: filed replies of p1 in filing order; filing id[2]
+	 * from the quarantine puts it after the others, not at its id. */
+	rc = store_replies_feed(s, fx.p1, 0, 0, &rows, &n, &e);
+	ok(rc == STORE_OK && n == 3 && rows[0].id == id[0] &&
+	    rows[1].id == id[1] && rows[2].id == id[3] &&
+	    rows[0].filed_seq > 0 && rows[0].filed_seq < rows[1].filed_seq &&
+	    rows[1].filed_seq < rows[2].filed_seq, "feed: three filed, in "
+	    "filing order, each with its place");
+	since = n == 3 ? rows[2].filed_seq : 0;
+	free(rows);
+	rows = NULL;
+	rc = store_reply_file(s, id[2], L1, fx.c1, blob, sizeof(blob), NULL,
+	    0, "admin:root", &e);
+	ok(rc == STORE_OK, "the quarantined one filed by staff");
+	rc = store_replies_feed(s, fx.p1, since, 0, &rows, &n, &e);
+	ok(rc == STORE_OK && n == 1 && rows[0].id == id[2] &&
+	    rows[0].filed_seq > since, "feed: a cursor past the others "
+	    "still gets the reply filed later (lower id)");
+	free(rows);
+	rows = NULL;
+	rc = store_replies_feed(s, fx.p2, 0, 0, &rows, &n, &e);
+	ok(rc == STORE_OK && n == 0, "feed: p2 has none filed");
+	free(rows);
+	rows = NULL;
+	rc = store_replies_feed(s, fx.p1, 0, 2, &rows, &n, &e);
+	ok(rc == STORE_OK && n == 2, "feed: max respected");
+	free(rows);
+	rows = NULL;
+	is_int(store_replies_feed(s, 0, 0, 0, &rows, &n, &e), STORE_ERROR,
+	    "feed: a practice is required");
 	is_int(store_replies_list(s, 0, 0, "bogus", 0, 0, &rows, &n, &e),
 	    STORE_ERROR, "an unknown state is refused");
 	is_int(store_replies_list(s, 0, 0, "", 0, 0, &rows, &n, &e),

@@ -238,8 +238,12 @@ def run(d, p, q):
            f1.get("new_text") == NEW and f1.get("subject") == SUBJ and
            f1.get("urgent") is True and len(f1.get("attachments", [])) == 1,
            "feed: thread, patient, marks and content")
-    tap.ok(j.get("next") == r5 and j.get("more") is False and
-           j.get("size_limited") is False, "feed: next is the last id")
+    seq = {m["id"]: m.get("seq") for m in j.get("replies", [])}
+    tap.ok(seq.get(r1) is not None and seq.get(r5, 0) > seq.get(r1, 0),
+           "feed: each reply has its place (seq), in filing order")
+    tap.ok(j.get("next") == seq.get(r5) and j.get("more") is False and
+           j.get("size_limited") is False,
+           "feed: next is the last reply's place")
     s, j, _ = get(d, "/v1/replies", q["token"])
     tap.ok(s == 200 and [m["id"] for m in j["replies"]] == [r4] and
            j["replies"][0]["subject"] == "CANARY-hill",
@@ -257,8 +261,8 @@ def run(d, p, q):
             break
     tap.ok(seen == [r1, r5] and pages == 2,
            "feed paging with limit=1: every reply once, more=false at end")
-    s, j, _ = get(d, "/v1/replies?since=%d" % r5, p["token"])
-    tap.ok(s == 200 and j["replies"] == [] and j["next"] == r5 and
+    s, j, _ = get(d, "/v1/replies?since=%d" % seq.get(r5, 0), p["token"])
+    tap.ok(s == 200 and j["replies"] == [] and j["next"] == seq.get(r5) and
            j["more"] is False, "feed past the end: empty, next unchanged")
 
     for qs, field in (("since=-1", "since"), ("since=abc", "since"),
@@ -324,10 +328,16 @@ def run(d, p, q):
               "filed: a forward mail queued to the clinician")
     tap.is_eq(audits(d, "reply.file", "reply:%d" % r3), 1,
               "filed: audited reply.file")
-    s, j, _ = get(d, "/v1/replies?since=%d" % r1, p["token"])
-    tap.ok(s == 200 and [m["id"] for m in j["replies"]] == [r3, r5] and
+    # A client whose cursor had passed r5 before staff filed r3 (a lower
+    # id) still gets r3: filing gives it the next place in the feed.
+    s, j, _ = get(d, "/v1/replies?since=%d" % seq.get(r5, 0), p["token"])
+    tap.ok(s == 200 and [m["id"] for m in j["replies"]] == [r3] and
            j["replies"][0]["new_text"].startswith("CANARY q3"),
-           "the filed reply reads in the feed (resealed for the archive)")
+           "the reply filed from quarantine comes after the cursor, never "
+           "behind it (resealed for the archive)")
+    s, j, _ = get(d, "/v1/replies?since=%d" % seq.get(r1, 0), p["token"])
+    tap.ok(s == 200 and [m["id"] for m in j["replies"]] == [r5, r3],
+           "feed order is filing order, not id order")
     check_clinician_can_open(d, p, r3)
     r = d.ctl_run("quarantine", "file", r3, "--thread", l1)
     tap.ok(r.returncode == 1 and "not quarantined" in r.stderr,
@@ -383,6 +393,12 @@ def run(d, p, q):
         tap.diag("exit %d %s; mails %r" % (r.returncode, r.stderr, mail))
     tap.ok(active[0] == 0 and active[1] == p["clinician_email"] and
            duty == "duty@riverside.example", "settings stored")
+    # r6's place in the feed (it was filed last): the cursor below
+    s, j, _ = get(d, "/v1/replies?limit=500", p["token"])
+    seq6 = ([m["seq"] for m in j.get("replies", []) if m["id"] == r6] or
+            [0])[0]
+    tap.ok(seq6 > 0 and j["replies"][-1]["id"] == r6,
+           "the reply filed last from quarantine is last in the feed")
 
     # letter close
     r = d.ctl_run("letter", "close", l1)
@@ -407,13 +423,14 @@ def run(d, p, q):
                 letter=l1, clinician=p["clinician"])
     b2 = commit(d, p["practice"], doc(atts=[("b.bin", "image/png", big)]),
                 letter=l1, clinician=p["clinician"])
-    s, j, _ = get(d, "/v1/replies?since=%d&limit=10" % r6, p["token"])
+    s, j, _ = get(d, "/v1/replies?since=%d&limit=10" % seq6, p["token"])
     tap.ok(s == 200 and [m["id"] for m in j["replies"]] == [b1] and
            j["more"] is True and j["size_limited"] is True and
-           j["next"] == b1 and
+           j["next"] == j["replies"][0]["seq"] and
            j["replies"][0]["attachments"][0]["size"] == len(big),
            "feed: the page stops at the size bound and says so")
-    s, j, _ = get(d, "/v1/replies?since=%d&limit=10" % b1, p["token"])
+    s, j, _ = get(d, "/v1/replies?since=%d&limit=10" % j["next"],
+                  p["token"])
     tap.ok(s == 200 and [m["id"] for m in j["replies"]] == [b2] and
            j["more"] is False, "feed: the next page has the rest")
     s, j, _ = get(d, "/v1/threads/%d?since=%d" % (l1, r6), p["token"])
@@ -425,7 +442,7 @@ def run(d, p, q):
     lock = sqlite3.connect(d.config["daemon"]["database"], timeout=10)
     lock.execute("BEGIN IMMEDIATE")
     n0 = audits(d, "reply.read")
-    s, j, h = get(d, "/v1/replies?since=%d&limit=1" % r6, p["token"])
+    s, j, h = get(d, "/v1/replies?since=%d&limit=1" % seq6, p["token"])
     lock.rollback()
     lock.close()
     tap.ok(s == 503 and (j or {}).get("error", {}).get("code") ==
@@ -433,7 +450,7 @@ def run(d, p, q):
            "CANARY" not in json.dumps(j) and
            audits(d, "reply.read") == n0,
            "database locked: 503 with Retry-After, no content, no audit")
-    s, j, _ = get(d, "/v1/replies?since=%d&limit=1" % r6, p["token"])
+    s, j, _ = get(d, "/v1/replies?since=%d&limit=1" % seq6, p["token"])
     tap.ok(s == 200 and [m["id"] for m in j["replies"]] == [b1] and
            audits(d, "reply.read") == n0 + 1,
            "lock gone: the same page, audited")
@@ -447,7 +464,7 @@ def run(d, p, q):
     sk = socket.create_connection(("127.0.0.1", d.http_port), timeout=5)
     sk.sendall(("GET /v1/replies?since=%d&limit=1 HTTP/1.1\r\n"
                 "Host: x\r\nAuthorization: Bearer %s\r\n\r\n" %
-                (r6, p["token"])).encode())
+                (seq6, p["token"])).encode())
     time.sleep(0.5)
     sk.close()
     time.sleep(0.5)
@@ -455,7 +472,7 @@ def run(d, p, q):
     lock.close()
     tap.ok(st.wait_for(lambda: answered() == n_ans + 1, timeout=10),
            "a client gone while its read waited: its read still ends")
-    s, j, _ = get(d, "/v1/replies?since=%d&limit=1" % r6, p["token"])
+    s, j, _ = get(d, "/v1/replies?since=%d&limit=1" % seq6, p["token"])
     tap.ok(s == 200 and d.running(), "and the next read is served")
 
     r = d.ctl_run("audit", "verify")
