@@ -622,6 +622,233 @@ test_refusals(void)
 	ok(fetch_stop(&f, 5000) == 0, "refused port: stopped");
 }
 
+/* ---- a scripted hostile server (plaintext on loopback) ------------------ */
+
+enum hostile_mode {
+	H_LIE_BIG,	/* BODY[] {4000000000}, then bytes until we hang up */
+	H_LIE_SHORT,	/* BODY[] {50} with 3 bytes, then EOF */
+	H_STATUS,	/* an unsolicited * STATUS "RUU" () in SELECT */
+	H_GARBAGE	/* a greeting that is no IMAP */
+};
+
+struct hostile {
+	int		 lfd;
+	uint16_t	 port;
+	pthread_t	 thread;
+	enum hostile_mode mode;
+	volatile int	 stop;
+	volatile int	 conns;
+};
+
+static void
+h_put(int fd, const char *s)
+{
+	(void)send(fd, s, strlen(s), MSG_NOSIGNAL);
+}
+
+/* One CRLF line into buf; -1 at EOF. */
+static int
+h_line(int fd, char *buf, size_t sz)
+{
+	size_t	 n = 0;
+	char	 c;
+
+	while (n + 1 < sz) {
+		if (recv(fd, &c, 1, 0) != 1)
+			return -1;
+		if (c == '\n')
+			break;
+		if (c != '\r')
+			buf[n++] = c;
+	}
+	buf[n] = '\0';
+	return 0;
+}
+
+static void
+h_session(struct hostile *h, int fd)
+{
+	char	 line[1024], tag[64], out[1200], junk[16384];
+	int	 i;
+
+	if (h->mode == H_GARBAGE) {
+		h_put(fd, "220 this is SMTP, not IMAP\r\n");
+		return;
+	}
+	h_put(fd, "* OK [CAPABILITY IMAP4rev1 IDLE MOVE UIDPLUS] hostile\r\n");
+	while (!h->stop && h_line(fd, line, sizeof(line)) == 0) {
+		if (sscanf(line, "%63s", tag) != 1)
+			return;
+		if (strstr(line, "CAPABILITY") != NULL) {
+			snprintf(out, sizeof(out), "* CAPABILITY IMAP4rev1 "
+			    "IDLE MOVE UIDPLUS\r\n%s OK done\r\n", tag);
+		} else if (strstr(line, "LOGIN") != NULL) {
+			snprintf(out, sizeof(out), "%s OK in\r\n", tag);
+		} else if (strstr(line, " LIST ") != NULL) {
+			snprintf(out, sizeof(out), "* LIST () \"/\" \"X\"\r\n"
+			    "%s OK listed\r\n", tag);
+		} else if (strstr(line, "SELECT") != NULL) {
+			snprintf(out, sizeof(out), "* 1 EXISTS\r\n"
+			    "* OK [UIDVALIDITY 7] ok\r\n%s"
+			    "%s OK [READ-WRITE] selected\r\n",
+			    h->mode == H_STATUS ? "* STATUS \"RUU\" ()\r\n" : "",
+			    tag);
+		} else if (strstr(line, "SEARCH") != NULL) {
+			snprintf(out, sizeof(out), "* SEARCH 1\r\n%s OK s\r\n",
+			    tag);
+		} else if (strstr(line, "RFC822.SIZE") != NULL) {
+			snprintf(out, sizeof(out), "* 1 FETCH (UID 1 "
+			    "RFC822.SIZE 100)\r\n%s OK f\r\n", tag);
+		} else if (strstr(line, "BODY.PEEK") != NULL) {
+			switch (h->mode) {
+			case H_LIE_BIG:
+				h_put(fd, "* 1 FETCH (UID 1 BODY[] "
+				    "{4000000000}\r\n");
+				memset(junk, 'x', sizeof(junk));
+				/* Until the client hangs up (4 MiB at most). */
+				for (i = 0; i < 256 && !h->stop; i++)
+					if (send(fd, junk, sizeof(junk),
+					    MSG_NOSIGNAL) <= 0)
+						break;
+				return;
+			case H_LIE_SHORT:
+				h_put(fd, "* 1 FETCH (UID 1 BODY[] {50}\r\nabc");
+				return;
+			default:
+				snprintf(out, sizeof(out), "* 1 FETCH (UID 1 "
+				    "BODY[] {5}\r\nhello)\r\n%s OK f\r\n", tag);
+			}
+		} else if (strstr(line, "MOVE") != NULL) {
+			snprintf(out, sizeof(out), "%s OK moved\r\n", tag);
+		} else if (strstr(line, "IDLE") != NULL) {
+			h_put(fd, "+ idling\r\n");
+			if (h_line(fd, line, sizeof(line)) == -1)
+				return;
+			snprintf(out, sizeof(out), "%s OK idled\r\n", tag);
+		} else if (strstr(line, "LOGOUT") != NULL) {
+			snprintf(out, sizeof(out), "* BYE\r\n%s OK out\r\n",
+			    tag);
+			h_put(fd, out);
+			return;
+		} else
+			snprintf(out, sizeof(out), "%s BAD what\r\n", tag);
+		h_put(fd, out);
+	}
+}
+
+static void *
+h_main(void *arg)
+{
+	struct hostile	*h = arg;
+	struct pollfd	 pfd;
+	int		 fd;
+
+	while (!h->stop) {
+		pfd.fd = h->lfd;
+		pfd.events = POLLIN;
+		if (poll(&pfd, 1, 100) <= 0)
+			continue;
+		if ((fd = accept(h->lfd, NULL, NULL)) == -1)
+			continue;
+		h->conns++;
+		h_session(h, fd);
+		close(fd);
+	}
+	return NULL;
+}
+
+static int
+h_start(struct hostile *h, enum hostile_mode mode)
+{
+	struct sockaddr_in	 sin;
+	socklen_t		 sl = sizeof(sin);
+
+	memset(h, 0, sizeof(*h));
+	h->mode = mode;
+	if ((h->lfd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
+		return -1;
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(h->lfd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
+	    listen(h->lfd, 8) == -1 ||
+	    getsockname(h->lfd, (struct sockaddr *)&sin, &sl) == -1)
+		return -1;
+	h->port = ntohs(sin.sin_port);
+	return pthread_create(&h->thread, NULL, h_main, h) == 0 ? 0 : -1;
+}
+
+static void
+h_stop(struct hostile *h)
+{
+	h->stop = 1;
+	pthread_join(h->thread, NULL);
+	close(h->lfd);
+}
+
+static void
+test_hostile(void)
+{
+	static const struct {
+		enum hostile_mode	 mode;
+		const char		*name;
+		const char		*want;	/* in last_error; NULL: any */
+	} cases[] = {
+		{ H_LIE_BIG, "literal announcing 4 GB", "longer than allowed" },
+		{ H_LIE_SHORT, "literal shorter than announced, then EOF",
+		    "closed by the server" },
+		{ H_GARBAGE, "a greeting that is not IMAP", "greeting" },
+		{ H_STATUS, "* STATUS \"RUU\" () in SELECT", NULL },
+	};
+	struct fetch_params	 p;
+	struct fetch_stats	 st;
+	struct fetch		*f;
+	struct hostile		 h;
+	struct rec		 r;
+	const char		*why = NULL;
+	size_t			 i;
+
+	for (i = 0; i < nitems(cases); i++) {
+		if (h_start(&h, cases[i].mode) == -1) {
+			ok(0, "%s: scripted server", cases[i].name);
+			continue;
+		}
+		memset(&r, 0, sizeof(r));
+		pthread_mutex_init(&r.lock, NULL);
+		r.watched = "INBOX";
+		params(&p, &r, h.port, RELAY_TLS_NONE, 1);
+		p.server.allow_plaintext = 1;
+		p.server.command_timeout = 3;
+		/* No maildir here: the callback's folder check is moot. */
+		r.base_processed = count_folder("Processed");
+		r.base_aside = count_folder("Aside");
+		p.mailbox = "INBOX";
+		f = NULL;
+		if (fetch_start(&p, &f, &why) != 0) {
+			ok(0, "%s: fetch_start: %s", cases[i].name, why);
+			h_stop(&h);
+			continue;
+		}
+		if (cases[i].want != NULL) {
+			ok(wait_until(f, c_errors, (void *)(intptr_t)2, 8000),
+			    "%s: an error and a reconnect", cases[i].name);
+			fetch_get_stats(f, &st);
+			ok(strstr(st.last_error, cases[i].want) != NULL,
+			    "%s: \"%s\"", cases[i].name, st.last_error);
+			is_int(r.n, 0, "%s: nothing handed over",
+			    cases[i].name);
+		} else {
+			ok(wait_until(f, c_moved, (void *)(intptr_t)1, 8000),
+			    "%s: parsed, the message handed over and moved",
+			    cases[i].name);
+		}
+		ok(fetch_stop(&f, 5000) == 0, "%s: stopped (%d connections)",
+		    cases[i].name, h.conns);
+		h_stop(&h);
+		pthread_mutex_destroy(&r.lock);
+	}
+}
+
 static void
 test_params(void)
 {
@@ -661,6 +888,7 @@ main(void)
 		return tap_done();
 	}
 	test_params();
+	test_hostile();
 	dovecot_sh = srcdir_file("tests/rig/dovecot.sh");
 	rig = dovecot_sh;
 	if (geteuid() != 0) {
