@@ -38,10 +38,11 @@
  * Untrusted input: libetpan parses every server response.  Each read
  * goes through a small low-level stream (fetch_low) that bounds the
  * bytes one command may read (its response included literals: max_size
- * plus a margin for the message fetch, FETCH_MAX_RESPONSE otherwise) and
- * turns end-of-file into an error (libetpan's literal reader would spin
- * on it).  A literal that announces more than the budget makes libetpan
- * reserve address space for it, never fill it.
+ * plus a margin for the message fetch, FETCH_MAX_RESPONSE otherwise),
+ * refuses a literal announced larger than what is left of that budget
+ * before libetpan sees the announcement (libetpan allocates the
+ * announced size at once, up to 4 GB), and turns end-of-file into an
+ * error (libetpan's literal reader would spin on it).
  *
  * Error policy: every failure closes the session and is one line in
  * stats.last_error and, when it differs from the last one, in the log;
@@ -112,6 +113,10 @@ struct fetch_low {
 	size_t		 budget;	/* bytes this command may still read */
 	int		 over;		/* the budget ran out */
 	int		 eof;		/* the peer closed */
+	/* Literal announcements seen in the byte stream (fetch_low_scan). */
+	size_t		 skip;		/* literal octets still to pass */
+	char		 tail[24];	/* the end of the current line */
+	size_t		 tlen;
 };
 
 struct fetch {
@@ -171,6 +176,7 @@ static void	 fetch_publish_fd(struct fetch_sess *, int);
 static int	 fetch_sockaddr_is_loopback(const struct sockaddr *);
 static int	 fetch_connect_tcp(struct fetch_sess *);
 static mailstream_low *fetch_low_wrap(struct fetch_sess *, mailstream_low *);
+static int	 fetch_low_scan(struct fetch_low *, const char *, size_t);
 static ssize_t	 fetch_low_read(mailstream_low *, void *, size_t);
 static ssize_t	 fetch_low_write(mailstream_low *, const void *, size_t);
 static int	 fetch_low_close(mailstream_low *);
@@ -597,6 +603,59 @@ fetch_low_wrap(struct fetch_sess *s, mailstream_low *inner)
 }
 
 /*
+ * Follow the byte stream for literal announcements: a line ending in
+ *   literal = "{" number "}" CRLF *CHAR8
+ * is followed by number octets that are data, not lines.  An
+ * announcement larger than the budget left is refused: -1.  (A line of
+ * text that merely ends in "{n}" is taken for one too; at worst it is
+ * refused or its next n octets go unscanned.)
+ */
+static int
+fetch_low_scan(struct fetch_low *l, const char *p, size_t n)
+{
+	size_t		 i = 0, k, t, d;
+	uint64_t	 v;
+
+	while (i < n) {
+		if (l->skip > 0) {
+			k = l->skip < n - i ? l->skip : n - i;
+			l->skip -= k;
+			i += k;
+			continue;
+		}
+		if (p[i] != '\n') {
+			if (l->tlen == sizeof(l->tail)) {
+				memmove(l->tail, l->tail + 1,
+				    sizeof(l->tail) - 1);
+				l->tlen--;
+			}
+			l->tail[l->tlen++] = p[i++];
+			continue;
+		}
+		i++;
+		t = l->tlen;
+		l->tlen = 0;
+		if (t > 0 && l->tail[t - 1] == '\r')
+			t--;
+		if (t < 3 || l->tail[t - 1] != '}')
+			continue;
+		for (d = t - 1; d > 0 && l->tail[d - 1] >= '0' &&
+		    l->tail[d - 1] <= '9'; d--)
+			;
+		if (d == t - 1 || d == 0 || l->tail[d - 1] != '{')
+			continue;
+		if (t - 1 - d > 12)
+			return -1;
+		for (v = 0; d < t - 1; d++)
+			v = v * 10 + (uint64_t)(l->tail[d] - '0');
+		if (v > l->budget)
+			return -1;
+		l->skip = (size_t)v;
+	}
+	return 0;
+}
+
+/*
  * Read through the budget.  End-of-file becomes an error: libetpan's
  * literal reader loops on a zero-byte read until it has the announced
  * size.
@@ -618,8 +677,14 @@ fetch_low_read(mailstream_low *low, void *buf, size_t count)
 		l->eof = 1;
 		return -1;
 	}
-	if (r > 0)
+	if (r > 0) {
 		l->budget -= (size_t)r;
+		if (fetch_low_scan(l, buf, (size_t)r) == -1) {
+			l->over = 1;
+			l->budget = 0;
+			return -1;
+		}
+	}
 	return r;
 }
 
