@@ -41,7 +41,7 @@
 static char	 rigdir[256];
 static char	 maildir[512];
 static char	 ca[512], otherca[512];
-static int	 port_imap, port_imaps, port_wrong;
+static int	 port_imap, port_imaps, port_wrong, port_nomove, port_plain;
 static char	*rig;
 
 static void
@@ -307,10 +307,15 @@ rig_start(void)
 		port_imaps = atoi(p + 6);
 	if ((p = strstr(line, "wrongname=")) != NULL)
 		port_wrong = atoi(p + 10);
+	if ((p = strstr(line, "nomove=")) != NULL)
+		port_nomove = atoi(p + 7);
+	if ((p = strstr(line, "plain=")) != NULL)
+		port_plain = atoi(p + 6);
 	snprintf(maildir, sizeof(maildir), "%s/mail/gp/Maildir", rigdir);
 	snprintf(ca, sizeof(ca), "%s/tls/ca.crt", rigdir);
 	snprintf(otherca, sizeof(otherca), "%s/tls/otherca.crt", rigdir);
-	return port_imap > 0 && port_imaps > 0 && port_wrong > 0 ? 0 : -1;
+	return port_imap > 0 && port_imaps > 0 && port_wrong > 0 &&
+	    port_nomove > 0 && port_plain > 0 ? 0 : -1;
 }
 
 static void
@@ -521,6 +526,68 @@ test_worker_starttls_poll(void)
 	ok(wait_until(f, c_subj, &w, 5000), "p2 found by polling");
 	ok(fetch_stop(&f, 5000) == 0, "fetch_stop");
 	is_int(r.bad_state, 0, "moves only after process()");
+	pthread_mutex_destroy(&r.lock);
+}
+
+/*
+ * Without MOVE: UID COPY, STORE \Deleted, UID EXPUNGE (uidplus) or a
+ * plain EXPUNGE, the latter only when no other message is \Deleted.
+ */
+static void
+test_fallback(const char *what, const char *addr, int port,
+    const char *folder, int uidplus)
+{
+	struct fetch_params	 p;
+	struct fetch_server	 s;
+	struct fetch		*f = NULL;
+	struct rec		 r;
+	struct want		 w;
+	const char		*why = NULL;
+	char			 args[256];
+	int			 base;
+
+	memset(&r, 0, sizeof(r));
+	pthread_mutex_init(&r.lock, NULL);
+	r.watched = folder;
+	r.base_processed = base = count_folder("Processed");
+	r.base_aside = count_folder("Aside");
+	server(&s, port_imaps, RELAY_TLS_IMPLICIT);
+	ok(append(&s, folder, "n0", 100) == 0, "%s: n0 appended", what);
+	params(&p, &r, port, RELAY_TLS_IMPLICIT, 1);
+	p.server.host = addr;
+	p.server.tls_name = "localhost";
+	p.idle_restart = 2;
+	ok(fetch_start(&p, &f, &why) == 0, "%s: started", what);
+	if (f == NULL)
+		return;
+	ok(wait_until(f, c_moved, (void *)(intptr_t)1, 10000),
+	    "%s: n0 moved", what);
+	is_int(count_folder(folder), 0, "%s: n0 expunged from %s", what,
+	    folder);
+	is_int(count_folder("Processed"), base + 1, "%s: n0 copied", what);
+
+	/* Another message flagged \Deleted, not ours. */
+	ok(append(&s, folder, "other", 100) == 0, "%s: other appended", what);
+	snprintf(args, sizeof(args), "flags add -u gp '\\Deleted' mailbox %s "
+	    "header Subject other", folder);
+	ok(doveadm(args) == 0, "%s: other flagged \\Deleted", what);
+	ok(append(&s, folder, "n1", 100) == 0, "%s: n1 appended", what);
+	w.r = &r;
+	w.subj = "n1";
+	ok(wait_until(f, c_subj, &w, 10000), "%s: n1 handed over", what);
+	ok(wait_until(f, c_moved, (void *)(intptr_t)2, 5000), "%s: n1 moved",
+	    what);
+	msleep(2500);	/* more rounds (idle_restart 2 s) */
+	is_int(rec_count(&r, "n1"), 1, "%s: n1 handed over once", what);
+	is_int(rec_count(&r, "other"), 0, "%s: the \\Deleted one never",
+	    what);
+	/* UID EXPUNGE takes n1 alone; a plain EXPUNGE would take both. */
+	is_int(count_folder(folder), uidplus ? 1 : 2, "%s: %s", what,
+	    uidplus ? "n1 expunged by UID, other left" :
+	    "nothing expunged (n1 stays, flagged \\Deleted)");
+	is_int(count_folder("Processed"), base + 2, "%s: n1 copied", what);
+	is_int(r.bad_state, 0, "%s: moves only after process()", what);
+	ok(fetch_stop(&f, 5000) == 0, "%s: stopped", what);
 	pthread_mutex_destroy(&r.lock);
 }
 
@@ -909,6 +976,9 @@ main(void)
 	test_append();
 	test_worker_idle();
 	test_worker_starttls_poll();
+	test_fallback("no MOVE", "127.0.0.3", port_nomove, "NoMove", 1);
+	test_fallback("no MOVE, no UIDPLUS", "127.0.0.4", port_plain,
+	    "Plain", 0);
 	test_refusals();
 	rig_stop();
 	free(dovecot_sh);

@@ -19,6 +19,11 @@
 #         imaps=PORT     IMAP over TLS from the first byte (same certificate)
 #         wrongname=PORT IMAP over TLS on 127.0.0.2 with wrongname.crt
 #                        (only wrong.rig.test): connect to 127.0.0.2
+#         nomove=PORT    IMAP over TLS on 127.0.0.3 (server.crt: use the
+#                        name localhost) advertising UIDPLUS but no MOVE
+#         plain=PORT     the same on 127.0.0.4, with neither MOVE nor
+#                        UIDPLUS (the commands still work: only the
+#                        CAPABILITY list is cut, to test the fallbacks)
 #         lmtp=PORT      LMTP (plain TCP) on 127.0.0.1
 #         user=NAME password=PASS ca=DIR/tls/ca.crt
 #       The default user is "gp" with password "s3cret-test".
@@ -102,8 +107,9 @@ cmd_start() {
 	# The config is read by the master as root; keys by the login processes
 	# through the master, so 0644 from testca.sh is enough.
 	chmod 0755 "$dir" "$dir/run" "$dir/state"
-	local imap imaps wrong lmtp
-	imap=$(freeport); imaps=$(freeport); wrong=$(freeport); lmtp=$(freeport)
+	local imap imaps wrong nomove plain lmtp
+	imap=$(freeport); imaps=$(freeport); wrong=$(freeport)
+	nomove=$(freeport); plain=$(freeport); lmtp=$(freeport)
 	# passwd-file: user:{PLAIN}password:uid:gid::home
 	printf '%s:{PLAIN}%s::::%s\n' "$user" "$pass" "$dir/mail/$user" \
 	    >"$dir/passwd"
@@ -162,6 +168,16 @@ service imap-login {
     port = $wrong
     ssl = yes
   }
+  inet_listener nomove {
+    address = 127.0.0.3
+    port = $nomove
+    ssl = yes
+  }
+  inet_listener plain {
+    address = 127.0.0.4
+    port = $plain
+    ssl = yes
+  }
 }
 service lmtp {
   inet_listener lmtp {
@@ -187,6 +203,17 @@ local 127.0.0.2 {
   ssl_cert = <$dir/tls/wrongname.crt
   ssl_key = <$dir/tls/wrongname.key
 }
+# Cut capability lists (after login) for the MOVE and UIDPLUS fallbacks.
+local 127.0.0.3 {
+  protocol imap {
+    imap_capability = IMAP4rev1 LITERAL+ IDLE UIDPLUS
+  }
+}
+local 127.0.0.4 {
+  protocol imap {
+    imap_capability = IMAP4rev1 LITERAL+ IDLE
+  }
+}
 EOF
 	chmod 0644 "$dir/dovecot.conf"
 	: >"$dir/dovecot.log"
@@ -198,8 +225,10 @@ EOF
 	    die "no LMTP greeting on $lmtp: $(tail -5 "$dir/dovecot.log")"
 	wait_tls 127.0.0.1 "$imaps" 50 || die "no TLS on $imaps"
 	wait_tls 127.0.0.2 "$wrong" 50 || die "no TLS on 127.0.0.2:$wrong"
+	wait_tls 127.0.0.3 "$nomove" 50 || die "no TLS on 127.0.0.3:$nomove"
+	wait_tls 127.0.0.4 "$plain" 50 || die "no TLS on 127.0.0.4:$plain"
 	echo "$user" >"$dir/user"
-	echo "imap=$imap imaps=$imaps wrongname=$wrong lmtp=$lmtp user=$user password=$pass ca=$dir/tls/ca.crt"
+	echo "imap=$imap imaps=$imaps wrongname=$wrong nomove=$nomove plain=$plain lmtp=$lmtp user=$user password=$pass ca=$dir/tls/ca.crt"
 }
 
 cmd_stop() {
