@@ -24,6 +24,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,9 @@
 #include "queue.h"
 #include "relay.h"
 #include "sandbox.h"
+#include "fetch.h"
+#include "intake.h"
+#include "lmtpd.h"
 #include "smtpd.h"
 #include "store.h"
 #include "submit.h"
@@ -67,6 +71,18 @@ static struct control	*control;
 static struct event	*ev_drain;
 static uint64_t		 drain_deadline;
 
+/* The IMAP intake: one worker, its intake context, and its stopper. */
+static struct fetch	*fetcher;
+static struct intake	*fetch_intake;
+static pthread_t	 fetch_stopper;
+static int		 fetch_stopping;	/* the stopper was started */
+static volatile int	 fetch_stopped;		/* ... and is done */
+static int		 fetch_stop_late;	/* fetch_stop timed out */
+
+/* The LMTP intake: the listener and the intake pool behind it. */
+static struct lmtpd		*lmtpd;
+static struct intake_pool	*lmtp_pool;
+
 static void		 usage(void) __attribute__((noreturn));
 static void		 notify(const char *);
 static void		 on_signal(evutil_socket_t, short, void *);
@@ -75,6 +91,13 @@ static void		 drain_start(void);
 static void		 drain_check(evutil_socket_t, short, void *);
 static enum log_target	 log_target_for(const char *);
 static void		*ev_realloc(void *, size_t);
+static void		 intake_params_fill(struct intake_params *,
+			    const struct token_keys *);
+static enum fetch_verdict on_fetched(void *, const struct fetch_msg *);
+static int		 imap_start(const struct token_keys *);
+static void		*fetch_stop_main(void *);
+static void		 lmtp_submit(struct intake_job *, void *);
+static int		 lmtp_start(const struct token_keys *);
 static void		 ev_free(void *);
 
 static void
@@ -154,8 +177,11 @@ daemon_status_json(struct daemon *dm)
 	struct store_stats	 st;
 	struct store_queue_stats qs;
 	struct queue_stats	 qq;
+	struct store_reply_stats rs;
+	struct fetch_stats	 fs;
 	const char		*error = NULL;
-	char			*out;
+	char			*out, *base, imap[400];
+	size_t			 i, n;
 	int			 have_store;
 	int64_t			 now = util_time();
 
@@ -163,13 +189,35 @@ daemon_status_json(struct daemon *dm)
 	memset(&st, 0, sizeof(st));
 	memset(&qs, 0, sizeof(qs));
 	memset(&qq, 0, sizeof(qq));
+	memset(&rs, 0, sizeof(rs));
+	memset(&fs, 0, sizeof(fs));
 	if (dm->submit != NULL)
 		submit_get_stats(dm->submit, &ss);
 	if (dm->queue != NULL)
 		queue_get_stats(dm->queue, &qq);
 	have_store = store_stats(dm->store, &st, &error) == STORE_OK &&
-	    store_queue_stats(dm->store, &qs, &error) == STORE_OK;
-	xasprintf(&out,
+	    store_queue_stats(dm->store, &qs, &error) == STORE_OK &&
+	    store_reply_stats(dm->store, &rs, &error) == STORE_OK;
+	if (fetcher != NULL) {
+		fetch_get_stats(fetcher, &fs);
+		/* the last error is a server's text: keep it JSON-safe ASCII */
+		for (i = 0, n = strlen(fs.last_error); i < n; i++)
+			if (fs.last_error[i] == '"' || fs.last_error[i] == '\\' ||
+			    (unsigned char)fs.last_error[i] < 0x20 ||
+			    (unsigned char)fs.last_error[i] > 0x7e)
+				fs.last_error[i] = ' ';
+		snprintf(imap, sizeof(imap), "{\"connected\":%s,\"idling\":%s,"
+		    "\"uidvalidity\":%lu,\"fetched\":%llu,\"moved\":%llu,"
+		    "\"aside\":%llu,\"kept\":%llu,\"errors\":%llu,"
+		    "\"last_error\":\"%s\"}", fs.connected ? "true" : "false",
+		    fs.idling ? "true" : "false", (unsigned long)fs.uidvalidity,
+		    (unsigned long long)fs.fetched,
+		    (unsigned long long)fs.moved, (unsigned long long)fs.aside,
+		    (unsigned long long)fs.kept, (unsigned long long)fs.errors,
+		    fs.last_error);
+	} else
+		strlcpy_sp(imap, "null", sizeof(imap));
+	xasprintf(&base,
 	    "{\"version\":\"%s\",\"pid\":%ld,\"uptime_s\":%llu,"
 	    "\"state\":\"%s\",\"store\":\"%s\","
 	    "\"submissions\":{\"received\":%llu,\"committed\":%llu,"
@@ -206,6 +254,17 @@ daemon_status_json(struct daemon *dm)
 	    *dm->cfg->relay_host != '\0' ? dm->cfg->relay_host : "none",
 	    smtpd != NULL ? smtpd_sessions(smtpd) : 0,
 	    api != NULL ? api_inflight(api) : 0);
+	/* replies in: counts, and the IMAP worker when there is one */
+	xasprintf(&out, "%.*s,\"replies\":{\"filed\":%lld,\"quarantined\":%lld,"
+	    "\"rejected\":%lld,\"mails_queued\":%lld,\"mails_failed\":%lld,"
+	    "\"oldest_quarantined_age_s\":%lld,\"lmtp_sessions\":%d,"
+	    "\"imap\":%s}}", (int)(strlen(base) - 1), base,
+	    (long long)rs.filed, (long long)rs.quarantined,
+	    (long long)rs.rejected, (long long)rs.mails_queued,
+	    (long long)rs.mails_failed, (long long)(rs.oldest_quarantined > 0 ?
+	    now - rs.oldest_quarantined : 0),
+	    lmtpd != NULL ? lmtpd_sessions(lmtpd) : 0, imap);
+	free(base);
 	return out;
 }
 
@@ -315,16 +374,17 @@ daemon_apply_live(struct daemon *dm)
 }
 
 /*
- * The relay password: the first line of a file that only the owner may
- * read (or the systemd credential relay.password).  NULL and a reason on
+ * A password ([relay], [imap]): the first line of a file that only the
+ * owner may read (or the systemd credential cred_name).  NULL and a reason on
  * failure; the caller wipes and frees the result.
  */
 static char *
-read_relay_password(const char *path, const char **error_r)
+read_secret(const char *path, const char *section, const char *cred_name,
+    const char **error_r)
 {
-	static char	 cred[4096];
+	static char	 cred[4096], why[200];
 	struct stat	 st;
-	const char	*dir;
+	const char	*dir, *what;
 	char		 buf[1024];
 	ssize_t		 n;
 	size_t		 len;
@@ -332,45 +392,50 @@ read_relay_password(const char *path, const char **error_r)
 
 	if (path == NULL || *path == '\0') {
 		if ((dir = getenv("CREDENTIALS_DIRECTORY")) == NULL) {
-			*error_r = "[relay] username is set but there is no "
-			    "password_file and no credential relay.password";
+			snprintf(why, sizeof(why), "[%s] username is set but "
+			    "there is no password_file and no credential %s",
+			    section, cred_name);
+			*error_r = why;
 			return NULL;
 		}
-		snprintf(cred, sizeof(cred), "%s/relay.password", dir);
+		snprintf(cred, sizeof(cred), "%s/%s", dir, cred_name);
 		path = cred;
 	}
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1) {
-		*error_r = "[relay] password_file: cannot open";
-		return NULL;
+		what = "cannot open";
+		goto fail;
 	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
-		*error_r = "[relay] password_file: not a regular file";
-		return NULL;
+		what = "not a regular file";
+		goto fail;
 	}
 	if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
 		close(fd);
-		*error_r = "[relay] password_file: readable by group or "
-		    "others (chmod 0400)";
-		return NULL;
+		what = "readable by group or others (chmod 0400)";
+		goto fail;
 	}
 	n = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
 	if (n <= 0) {
-		*error_r = "[relay] password_file: empty or unreadable";
-		return NULL;
+		what = "empty or unreadable";
+		goto fail;
 	}
 	buf[n] = '\0';
 	len = strcspn(buf, "\r\n");
 	buf[len] = '\0';
 	if (len == 0) {
 		hash_wipe(buf, sizeof(buf));
-		*error_r = "[relay] password_file: empty first line";
-		return NULL;
+		what = "empty first line";
+		goto fail;
 	}
 	path = xstrdup(buf);
 	hash_wipe(buf, sizeof(buf));
 	return (char *)path;
+fail:
+	snprintf(why, sizeof(why), "[%s] password_file: %s", section, what);
+	*error_r = why;
+	return NULL;
 }
 
 /* SIGHUP: re-read the file; apply what can change live. */
@@ -443,8 +508,18 @@ drain_start(void)
 		smtpd_stop_accepting(smtpd);
 		smtpd_close_idle(smtpd);
 	}
+	if (lmtpd != NULL) {
+		lmtpd_stop_accepting(lmtpd);
+		lmtpd_close_idle(lmtpd);
+	}
 	drain_deadline = util_now_ms() +
 	    (uint64_t)d.cfg->shutdown_timeout * 1000;
+	if (fetcher != NULL && !fetch_stopping) {
+		if (pthread_create(&fetch_stopper, NULL, fetch_stop_main,
+		    NULL) != 0)
+			log_fatal("pthread_create");
+		fetch_stopping = 1;
+	}
 	ev_drain = event_new(d.base, -1, EV_PERSIST, drain_check, NULL);
 	event_add(ev_drain, &tv);
 }
@@ -464,6 +539,13 @@ drain_check(evutil_socket_t fd, short what, void *arg)
 		smtpd_close_idle(smtpd);
 		busy += smtpd_sessions(smtpd);
 	}
+	if (lmtpd != NULL) {
+		lmtpd_close_idle(lmtpd);
+		busy += lmtpd_sessions(lmtpd);
+	}
+	if (fetch_stopping &&
+	    !__atomic_load_n(&fetch_stopped, __ATOMIC_ACQUIRE))
+		busy++;
 	if (busy == 0) {
 		log_info("drain: nothing in flight");
 		event_base_loopexit(d.base, NULL);
@@ -472,6 +554,183 @@ drain_check(evutil_socket_t fd, short what, void *arg)
 		    "unacknowledged work will be retried by its clients", busy);
 		event_base_loopexit(d.base, NULL);
 	}
+}
+
+/* The reply intake's settings from the running config. */
+static void
+intake_params_fill(struct intake_params *ip, const struct token_keys *tk)
+{
+	const struct config	*c = d.cfg;
+
+	memset(ip, 0, sizeof(*ip));
+	ip->database = c->database;
+	ip->keyring = d.keyring;
+	ip->tkeys = tk;
+	ip->ntkeys = 1;
+	ip->queue = d.queue;
+	ip->parse_program = "/proc/self/exe";
+	ip->parse_memory_limit = c->parse_memory_limit;
+	ip->parse_timeout = c->parse_timeout;
+	ip->max_size = (size_t)c->replies_max_size;
+	ip->authserv_id = c->replies_authserv_id;
+	ip->authserv_topmost = c->replies_authserv_topmost;
+	ip->forward = c->replies_forward;
+	ip->ack_window = c->replies_ack_window;
+	ip->red_flags_file = c->replies_red_flags_file;
+	ip->attachment_types = c->replies_attachment_types;
+	ip->max_attachments = (size_t)c->max_attachments;
+	ip->max_attachment_size = (size_t)c->max_attachment_size;
+	ip->imap_practice = c->imap_practice;
+}
+
+/*
+ * Fetch worker thread: one message from the mailbox.  It leaves the
+ * mailbox (FETCH_MOVE / FETCH_ASIDE) only when intake_process() has
+ * committed it, or it was a duplicate of a committed one.
+ */
+static enum fetch_verdict
+on_fetched(void *arg, const struct fetch_msg *m)
+{
+	struct intake		*in = arg;
+	struct intake_msg	 im;
+	struct intake_result	 r;
+	char			 ref[300];
+
+	snprintf(ref, sizeof(ref), "%s %lu/%lu", m->mailbox,
+	    (unsigned long)m->uidvalidity, (unsigned long)m->uid);
+	memset(&im, 0, sizeof(im));
+	im.raw = m->raw;
+	im.len = m->len;
+	im.source = "imap";
+	im.source_ref = ref;
+	intake_process(in, &im, &r);
+	switch (r.outcome) {
+	case INTAKE_FILED:
+	case INTAKE_QUARANTINED:
+	case INTAKE_DUPLICATE:
+	case INTAKE_BOUNCE:
+		return m->raw == NULL ? FETCH_ASIDE : FETCH_MOVE;
+	case INTAKE_REFUSED:
+		log_warnx("imap: message %s is for no practice of ours; "
+		    "moved to %s for staff", ref, d.cfg->imap_aside_folder);
+		return FETCH_ASIDE;
+	case INTAKE_TEMPFAIL:
+	default:
+		return FETCH_KEEP;
+	}
+}
+
+/* Start the IMAP intake when [imap] host is set.  0 or -1 (logged). */
+static int
+imap_start(const struct token_keys *tk)
+{
+	const struct config	*c = d.cfg;
+	struct intake_params	 ip;
+	struct fetch_params	 fp;
+	const char		*error = NULL;
+	char			*pass;
+	int			 r;
+
+	if (*c->imap_host == '\0')
+		return 0;
+	if ((pass = read_secret(c->imap_password_file, "imap",
+	    "imap.password", &error)) == NULL) {
+		log_warnx("%s", error);
+		return -1;
+	}
+	intake_params_fill(&ip, tk);
+	if (intake_new(&ip, &fetch_intake, &error) != 0) {
+		log_warnx("imap: intake: %s", error);
+		goto fail;
+	}
+	memset(&fp, 0, sizeof(fp));
+	fp.server.host = c->imap_host;
+	fp.server.port = (uint16_t)c->imap_port;
+	fp.server.tls = strcmp(c->imap_tls, "starttls") == 0 ?
+	    RELAY_TLS_STARTTLS : strcmp(c->imap_tls, "none") == 0 ?
+	    RELAY_TLS_NONE : RELAY_TLS_IMPLICIT;
+	fp.server.allow_plaintext = c->imap_allow_plaintext;
+	fp.server.tls_name = *c->imap_tls_name ? c->imap_tls_name : NULL;
+	fp.server.ca_file = *c->imap_ca_file ? c->imap_ca_file : NULL;
+	fp.server.username = c->imap_username;
+	fp.server.password = pass;
+	fp.server.connect_timeout = (int)c->imap_connect_timeout;
+	fp.server.command_timeout = (int)c->imap_command_timeout;
+	fp.mailbox = c->imap_mailbox;
+	fp.processed_folder = c->imap_processed_folder;
+	fp.aside_folder = c->imap_aside_folder;
+	fp.idle = c->imap_idle;
+	fp.poll_interval = (int)c->imap_poll_interval;
+	fp.idle_restart = (int)c->imap_idle_restart;
+	fp.max_size = (size_t)c->replies_max_size;
+	fp.process = on_fetched;
+	fp.arg = fetch_intake;
+	r = fetch_start(&fp, &fetcher, &error);
+	hash_wipe(pass, strlen(pass));
+	free(pass);
+	if (r != 0) {
+		log_warnx("imap: %s", error ? error : "cannot start");
+		intake_free(&fetch_intake);
+		return -1;
+	}
+	log_info("imap: watching %s on %s:%lld", c->imap_mailbox, c->imap_host,
+	    (long long)c->imap_port);
+	return 0;
+fail:
+	hash_wipe(pass, strlen(pass));
+	free(pass);
+	return -1;
+}
+
+/*
+ * Stop the fetch worker off the loop thread: a message it is processing
+ * may be a bounce waiting for the queue's answer, which comes through the
+ * loop, so the loop must keep running until the worker is done.
+ */
+static void *
+fetch_stop_main(void *arg)
+{
+	(void)arg;
+	if (fetch_stop(&fetcher, (uint64_t)d.cfg->shutdown_timeout * 1000)
+	    != 0)
+		fetch_stop_late = 1;
+	__atomic_store_n(&fetch_stopped, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* The LMTP listener's processor: the intake pool. */
+static void
+lmtp_submit(struct intake_job *job, void *arg)
+{
+	intake_pool_submit(arg, job);
+}
+
+/* Start the LMTP listener when [lmtp] listen is set.  0 or -1 (logged). */
+static int
+lmtp_start(const struct token_keys *tk)
+{
+	struct intake_params	 ip;
+	struct lmtpd_params	 lp;
+	const char		*error = NULL;
+	char			*cerror = NULL;
+
+	if (*d.cfg->lmtp_listen == '\0')
+		return 0;
+	intake_params_fill(&ip, tk);
+	if (intake_pool_start(d.base, &ip, 2, &lmtp_pool, &error) != 0) {
+		log_warnx("lmtp: intake: %s", error);
+		return -1;
+	}
+	lmtpd_params_init(&lp, d.cfg);
+	lp.submit = lmtp_submit;
+	lp.submit_arg = lmtp_pool;
+	lp.job_free = intake_job_free;
+	if (lmtpd_start(d.base, &lp, &lmtpd, &cerror) != 0) {
+		log_warnx("lmtp: %s", cerror);
+		free(cerror);
+		return -1;
+	}
+	return 0;
 }
 
 int
@@ -582,8 +841,8 @@ main(int argc, char *argv[])
 		log_fatalx("submit: %s", error);
 
 	if (*d.cfg->relay_username != '\0' &&
-	    (relay_pass = read_relay_password(d.cfg->relay_password_file,
-	    &error)) == NULL) {
+	    (relay_pass = read_secret(d.cfg->relay_password_file, "relay",
+	    "relay.password", &error)) == NULL) {
 		log_warnx("%s", error);
 		return CONFIG_EX_CONFIG;
 	}
@@ -636,6 +895,8 @@ main(int argc, char *argv[])
 	if (!qp.relay_enabled)
 		log_warnx("no smarthost ([relay] host is empty): letters wait "
 		    "in the queue and expire to paper");
+	if (imap_start(&tkeys) != 0 || lmtp_start(&tkeys) != 0)
+		return CONFIG_EX_CONFIG;
 
 	if (api_start(&d, &api, &cerror) != 0)
 		log_fatalx("http: %s", cerror);
@@ -659,10 +920,12 @@ main(int argc, char *argv[])
 		event_add(ev_wd, &tv);
 	}
 #endif
-	log_info("sealpostd %s ready pid=%ld database=%s http=%s smtp=%s",
-	    PACKAGE_VERSION, (long)getpid(), d.cfg->database,
-	    d.cfg->http_listen[0] ? d.cfg->http_listen : "off",
-	    d.cfg->smtp_listen[0] ? d.cfg->smtp_listen : "off");
+	log_info("sealpostd %s ready pid=%ld database=%s http=%s smtp=%s "
+	    "lmtp=%s imap=%s", PACKAGE_VERSION, (long)getpid(),
+	    d.cfg->database, d.cfg->http_listen[0] ? d.cfg->http_listen : "off",
+	    d.cfg->smtp_listen[0] ? d.cfg->smtp_listen : "off",
+	    d.cfg->lmtp_listen[0] ? d.cfg->lmtp_listen : "off",
+	    d.cfg->imap_host[0] ? d.cfg->imap_host : "off");
 	notify("READY=1");
 
 	event_base_dispatch(d.base);
@@ -673,6 +936,26 @@ main(int argc, char *argv[])
 		api_stop_accepting(api);
 	if (smtpd != NULL)
 		smtpd_stop_accepting(smtpd);
+	if (lmtpd != NULL)
+		lmtpd_stop_accepting(lmtpd);
+	lmtpd_stop(&lmtpd);
+	if (intake_pool_stop(&lmtp_pool,
+	    (uint64_t)d.cfg->shutdown_timeout * 1000) != 0) {
+		/* Unanswered LMTP recipients: the MX delivers them again. */
+		_exit(1);
+	}
+	if (fetcher != NULL && !fetch_stopping) {
+		/* Left the loop without a drain (second signal): stop it
+		 * here; a bounce wait in it ends at its own timeout. */
+		fetch_stop_main(NULL);
+	} else if (fetch_stopping)
+		pthread_join(fetch_stopper, NULL);
+	if (fetch_stop_late) {
+		/* A message not yet moved is fetched again next start. */
+		log_warnx("imap: the worker did not stop in time");
+		_exit(1);
+	}
+	intake_free(&fetch_intake);
 	if (submit_stop(&d.submit,
 	    (uint64_t)d.cfg->shutdown_timeout * 1000) != 0) {
 		/* A commit is stuck on the disk: it was never acknowledged. */
