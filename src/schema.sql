@@ -1,4 +1,4 @@
--- schema.sql - the sealpost database schema (SQLite), current version: 2.
+-- schema.sql - the sealpost database schema (SQLite), current version: 3.
 --
 -- This file is for humans and for the unit test.  The store does not read
 -- it: store_open() applies the migrations compiled into src/store_sqlite.c
@@ -10,7 +10,7 @@
 -- this file; a database with a newer version than the code is refused.
 -- Columns added by a later version (ALTER TABLE ADD COLUMN) are written
 -- where SQLite puts them: after the last column, before the table
--- constraints; "-- 2:" marks them.
+-- constraints; "-- 2:" and "-- 3:" mark them.
 --
 -- Conventions: times are seconds since the epoch (UTC); every row holding
 -- people or letters carries practice_id, and the composite foreign keys
@@ -40,7 +40,11 @@ CREATE TABLE practices (
 	failsafe_email	TEXT,		-- alerts go here; NULL: none
 	reply_domain	TEXT,		-- NULL: domain
 	postal_address	TEXT,		-- paper letter header, LF-separated
-	phone		TEXT
+	phone		TEXT,
+	-- 3: replies when the clinician is absent (NULL: failsafe_email)
+	-- and red-flag alerts (NULL: team_email)
+	team_email	TEXT,
+	duty_email	TEXT
 );
 
 CREATE TABLE clinicians (
@@ -263,4 +267,89 @@ BEGIN
 	SELECT RAISE(ABORT, 'audit is append-only');
 END;
 
-PRAGMA user_version = 2;
+-- 3: replies in.
+-- A closed thread (a letter): later replies are quarantined.  A table of
+-- its own, not a column of letters: it would come after the sealed blob.
+CREATE TABLE letter_closed (
+	letter_id	INTEGER PRIMARY KEY REFERENCES letters (id),
+	closed		INTEGER NOT NULL CHECK (closed > 0),
+	closed_by	TEXT NOT NULL
+);
+
+-- Every reply that came in, sealed (a "sealpost-reply/1" document for
+-- the thread's clinician and the archive, or the archive only).  In
+-- clear: ids, states, the From address, the patient's Message-ID, times,
+-- quarantine reasons.  dedup = SHA-256 over the Message-ID (else the raw
+-- message) and the thread: the same message is never filed twice.
+--   quarantined --file--> filed;  quarantined --reject--> rejected
+CREATE TABLE replies (
+	id		INTEGER PRIMARY KEY,
+	practice_id	INTEGER NOT NULL REFERENCES practices (id),
+	letter_id	INTEGER REFERENCES letters (id),	-- NULL: no thread
+	patient_id	INTEGER,			-- NULL: unknown
+	clinician_id	INTEGER,			-- NULL: the team
+	state		TEXT NOT NULL CHECK (state IN ('filed', 'quarantined',
+	    'rejected')),
+	reason		TEXT CHECK (reason IS NULL OR length(reason) <= 47),
+	detail		TEXT,
+	sender		TEXT NOT NULL CHECK (sender IN ('verified', 'unverified',
+	    'mismatch', 'spoof')),
+	from_addr	TEXT,
+	message_id	TEXT,
+	source		TEXT NOT NULL CHECK (source IN ('imap', 'lmtp')),
+	dedup		BLOB NOT NULL CHECK (length(dedup) = 32),
+	urgent		INTEGER NOT NULL DEFAULT 0 CHECK (urgent IN (0, 1)),
+	shared		INTEGER NOT NULL DEFAULT 0 CHECK (shared IN (0, 1)),
+	received	INTEGER NOT NULL,
+	created		INTEGER NOT NULL,
+	decided		INTEGER NOT NULL DEFAULT 0,	-- by staff, 0: not
+	decided_by	TEXT,
+	sealed_len	INTEGER NOT NULL CHECK (sealed_len = length(sealed)),
+	sealed		BLOB NOT NULL,
+	CHECK (state <> 'filed' OR letter_id IS NOT NULL),
+	CHECK (state = 'filed' OR reason IS NOT NULL),
+	UNIQUE (practice_id, dedup),
+	FOREIGN KEY (practice_id, patient_id)
+	    REFERENCES patients (practice_id, id),
+	FOREIGN KEY (practice_id, clinician_id)
+	    REFERENCES clinicians (practice_id, id)
+);
+CREATE INDEX replies_practice ON replies (practice_id, id);
+CREATE INDEX replies_letter ON replies (letter_id, id);
+CREATE INDEX replies_state ON replies (state, received);
+
+-- Mails a reply causes, queued with it: forward (to the clinician or
+-- team), append (IMAP, no address), ack and contact (to the patient, no
+-- content), redflag and quarantine (to the practice, ids only).  Claimed
+-- urgent first through reply_mails_due; reply_mails_window finds the
+-- last ack of a thread (or, without a thread, of an address).
+CREATE TABLE reply_mails (
+	id		INTEGER PRIMARY KEY,
+	reply_id	INTEGER NOT NULL REFERENCES replies (id),
+	practice_id	INTEGER NOT NULL REFERENCES practices (id),
+	letter_id	INTEGER REFERENCES letters (id),
+	patient_id	INTEGER,
+	clinician_id	INTEGER,
+	kind		TEXT NOT NULL CHECK (kind IN ('forward', 'append', 'ack',
+	    'redflag', 'contact', 'quarantine')),
+	to_addr		TEXT COLLATE NOCASE,
+	state		TEXT NOT NULL DEFAULT 'queued' CHECK (state IN ('queued',
+	    'sending', 'sent', 'failed')),
+	urgent		INTEGER NOT NULL DEFAULT 0 CHECK (urgent IN (0, 1)),
+	attempts	INTEGER NOT NULL DEFAULT 0,
+	next_attempt	INTEGER NOT NULL,
+	created		INTEGER NOT NULL,
+	message_id	TEXT,		-- set at the first claim, then kept
+	last_error	TEXT,
+	CHECK ((to_addr IS NULL) = (kind = 'append')),
+	FOREIGN KEY (practice_id, patient_id)
+	    REFERENCES patients (practice_id, id),
+	FOREIGN KEY (practice_id, clinician_id)
+	    REFERENCES clinicians (practice_id, id)
+);
+CREATE INDEX reply_mails_due ON reply_mails
+    (state, urgent, next_attempt);
+CREATE INDEX reply_mails_window ON reply_mails
+    (kind, letter_id, to_addr, created);
+
+PRAGMA user_version = 3;

@@ -23,8 +23,12 @@
  * store_alerts_claim, store_alerts_free, store_alert_done,
  * store_callbacks_claim, store_callbacks_free, store_callback_done,
  * store_paper_list, store_paper_get, store_paper_printed,
- * store_paper_done; for the tests (store_sqlite.h): store_sqlite_create,
- * store_sqlite_plan.
+ * store_paper_done; schema 3: store_clinician_set, store_replies_commit,
+ * store_reply_get, store_reply_sealed, store_replies_list,
+ * store_reply_file, store_reply_reject, store_delivery_by_message_id,
+ * store_letter_close, store_reply_mails_claim, store_reply_mails_free,
+ * store_reply_mail_done, store_reply_mails_recover, store_reply_stats;
+ * for the tests (store_sqlite.h): store_sqlite_create, store_sqlite_plan.
  *
  * Schema: store_migrations[i] takes a database from PRAGMA user_version i
  * to i + 1.  store_open() applies the missing ones in order inside one
@@ -55,6 +59,11 @@
  * (paper row, alert row, callback row, audit row) in the same transaction.
  * Queue calls made inside an admin's open transaction use a savepoint, so
  * a failure undoes only their own writes.
+ *
+ * Replies (schema 3) are committed in batches like letters: a duplicate
+ * (practice, dedup) only answers with the first copy's id, and the ack
+ * window is read inside the same transaction, after the batch's earlier
+ * entries, so two replies to one thread in one batch queue one ack.
  */
 #include "build.h"
 
@@ -86,6 +95,8 @@
 #define STORE_LIFETIME		(72 * 3600)	/* default lifetime */
 #define STORE_CLAIM_MAX		10000	/* rows of one claim */
 #define STORE_REASON_MAX	199	/* alert and paper reasons, bytes */
+#define STORE_RREASON_MAX	47	/* reply quarantine codes, bytes */
+#define STORE_RMAILS_MAX	16	/* mails one reply causes */
 
 /*
  * The migrations, in order.  Never edit a published one: append a new
@@ -319,6 +330,85 @@ static const char *const store_migrations[] = {
 	"  http_status INTEGER NOT NULL DEFAULT 0\n"
 	");\n"
 	"CREATE INDEX callbacks_due ON callbacks (state, next_attempt);\n",
+
+	/*
+	 * 3: replies in.  Closing a thread is a row of letter_closed rather
+	 * than a column of letters: ADD COLUMN would put it after the sealed
+	 * blob, and every letter read would walk its overflow pages.  The
+	 * reply mails are claimed per urgency through reply_mails_due, so a
+	 * claim costs what it returns; reply_mails_window answers the ack
+	 * window without a scan.
+	 */
+	"ALTER TABLE practices ADD COLUMN team_email TEXT;\n"
+	"ALTER TABLE practices ADD COLUMN duty_email TEXT;\n"
+	"CREATE TABLE letter_closed (\n"
+	"  letter_id INTEGER PRIMARY KEY REFERENCES letters (id),\n"
+	"  closed INTEGER NOT NULL CHECK (closed > 0),\n"
+	"  closed_by TEXT NOT NULL\n"
+	");\n"
+	"CREATE TABLE replies (\n"
+	"  id INTEGER PRIMARY KEY,\n"
+	"  practice_id INTEGER NOT NULL REFERENCES practices (id),\n"
+	"  letter_id INTEGER REFERENCES letters (id),\n"
+	"  patient_id INTEGER,\n"
+	"  clinician_id INTEGER,\n"
+	"  state TEXT NOT NULL CHECK (state IN ('filed', 'quarantined',\n"
+	"      'rejected')),\n"
+	"  reason TEXT CHECK (reason IS NULL OR length(reason) <= 47),\n"
+	"  detail TEXT,\n"
+	"  sender TEXT NOT NULL CHECK (sender IN ('verified', 'unverified',\n"
+	"      'mismatch', 'spoof')),\n"
+	"  from_addr TEXT,\n"
+	"  message_id TEXT,\n"
+	"  source TEXT NOT NULL CHECK (source IN ('imap', 'lmtp')),\n"
+	"  dedup BLOB NOT NULL CHECK (length(dedup) = 32),\n"
+	"  urgent INTEGER NOT NULL DEFAULT 0 CHECK (urgent IN (0, 1)),\n"
+	"  shared INTEGER NOT NULL DEFAULT 0 CHECK (shared IN (0, 1)),\n"
+	"  received INTEGER NOT NULL,\n"
+	"  created INTEGER NOT NULL,\n"
+	"  decided INTEGER NOT NULL DEFAULT 0,\n"
+	"  decided_by TEXT,\n"
+	"  sealed_len INTEGER NOT NULL CHECK (sealed_len = length(sealed)),\n"
+	"  sealed BLOB NOT NULL,\n"
+	"  CHECK (state <> 'filed' OR letter_id IS NOT NULL),\n"
+	"  CHECK (state = 'filed' OR reason IS NOT NULL),\n"
+	"  UNIQUE (practice_id, dedup),\n"
+	"  FOREIGN KEY (practice_id, patient_id)\n"
+	"      REFERENCES patients (practice_id, id),\n"
+	"  FOREIGN KEY (practice_id, clinician_id)\n"
+	"      REFERENCES clinicians (practice_id, id)\n"
+	");\n"
+	"CREATE INDEX replies_practice ON replies (practice_id, id);\n"
+	"CREATE INDEX replies_letter ON replies (letter_id, id);\n"
+	"CREATE INDEX replies_state ON replies (state, received);\n"
+	"CREATE TABLE reply_mails (\n"
+	"  id INTEGER PRIMARY KEY,\n"
+	"  reply_id INTEGER NOT NULL REFERENCES replies (id),\n"
+	"  practice_id INTEGER NOT NULL REFERENCES practices (id),\n"
+	"  letter_id INTEGER REFERENCES letters (id),\n"
+	"  patient_id INTEGER,\n"
+	"  clinician_id INTEGER,\n"
+	"  kind TEXT NOT NULL CHECK (kind IN ('forward', 'append', 'ack',\n"
+	"      'redflag', 'contact', 'quarantine')),\n"
+	"  to_addr TEXT COLLATE NOCASE,\n"
+	"  state TEXT NOT NULL DEFAULT 'queued' CHECK (state IN ('queued',\n"
+	"      'sending', 'sent', 'failed')),\n"
+	"  urgent INTEGER NOT NULL DEFAULT 0 CHECK (urgent IN (0, 1)),\n"
+	"  attempts INTEGER NOT NULL DEFAULT 0,\n"
+	"  next_attempt INTEGER NOT NULL,\n"
+	"  created INTEGER NOT NULL,\n"
+	"  message_id TEXT,\n"
+	"  last_error TEXT,\n"
+	"  CHECK ((to_addr IS NULL) = (kind = 'append')),\n"
+	"  FOREIGN KEY (practice_id, patient_id)\n"
+	"      REFERENCES patients (practice_id, id),\n"
+	"  FOREIGN KEY (practice_id, clinician_id)\n"
+	"      REFERENCES clinicians (practice_id, id)\n"
+	");\n"
+	"CREATE INDEX reply_mails_due ON reply_mails\n"
+	"    (state, urgent, next_attempt);\n"
+	"CREATE INDEX reply_mails_window ON reply_mails\n"
+	"    (kind, letter_id, to_addr, created);\n",
 };
 #define STORE_SCHEMA_VERSION	((int)nitems(store_migrations))
 
@@ -403,12 +493,33 @@ enum store_stmt {
 	ST_PAPER_GET,
 	ST_PAPER_PRINTED,
 	ST_PAPER_DONE,
+	/* schema 3 */
+	ST_REPLY_DUP,
+	ST_REPLY_INSERT,
+	ST_RMAIL_INSERT,
+	ST_RMAIL_WINDOW_THREAD,
+	ST_RMAIL_WINDOW_ADDR,
+	ST_REPLY_HEAD,
+	ST_REPLY_GET,
+	ST_REPLY_SEALED,
+	ST_REPLY_FILE,
+	ST_REPLY_REJECT,
+	ST_DELIVERY_BY_MSGID,
+	ST_LETTER_EXISTS,
+	ST_LETTER_CLOSE,
+	ST_RMAILS_DUE,
+	ST_RMAIL_READ,
+	ST_RMAIL_MARK,
+	ST_RMAIL_DONE,
+	ST_RECOVER_RMAILS,
+	ST_REPLY_STATS,
 	ST_MAX
 };
 
 #define PRACTICE_COLS \
 	"id, name, domain, created, archive_pk, archive_wrapped, " \
-	"content_policy, failsafe_email, reply_domain, postal_address, phone"
+	"content_policy, failsafe_email, reply_domain, postal_address, phone, " \
+	"team_email, duty_email"
 #define CLINICIAN_COLS \
 	"id, practice_id, name, email, role, active, created, pk, wrapped"
 #define PATIENT_COLS \
@@ -421,6 +532,10 @@ enum store_stmt {
 	"id, recipient, address, state, attempts, next_attempt, updated, " \
 	"last_error, letter_id, practice_id, priority, message_id, expires, " \
 	"warn_at, smtp_code, sent_at, released"
+#define REPLY_COLS \
+	"id, practice_id, letter_id, patient_id, clinician_id, state, " \
+	"reason, detail, sender, from_addr, message_id, source, urgent, " \
+	"shared, received, created, decided, decided_by, sealed_len"
 #define PAPER_COLS \
 	"letter_id, practice_id, patient_id, reason, created, printed, " \
 	"done, done_by"
@@ -476,7 +591,9 @@ static const char *const store_sql[ST_MAX] = {
 	[ST_LETTER_GET] = "SELECT id, practice_id, client_id, patient_id, "
 	    "author_id, priority, channel, state, created, sealed_len, "
 	    "sealed_sha256, CASE state WHEN 'paper' THEN (SELECT reason "
-	    "FROM paper WHERE paper.letter_id = letters.id) END "
+	    "FROM paper WHERE paper.letter_id = letters.id) END, "
+	    "(SELECT closed FROM letter_closed "
+	    "WHERE letter_closed.letter_id = letters.id) "
 	    "FROM letters WHERE id = ?1",
 	[ST_LETTER_DELIVERIES] = "SELECT " DELIVERY_COLS " FROM deliveries "
 	    "WHERE letter_id = ?1 ORDER BY id",
@@ -641,7 +758,76 @@ static const char *const store_sql[ST_MAX] = {
 	[ST_PAPER_PRINTED] = "UPDATE paper SET printed = CASE WHEN "
 	    "printed = 0 THEN ?2 ELSE printed END WHERE letter_id = ?1",
 	[ST_PAPER_DONE] = "UPDATE paper SET done = ?2, done_by = ?3 "
-	    "WHERE letter_id = ?1 AND done = 0"
+	    "WHERE letter_id = ?1 AND done = 0",
+
+	/* schema 3 */
+	[ST_REPLY_DUP] = "SELECT id FROM replies "
+	    "WHERE practice_id = ?1 AND dedup = ?2",
+	[ST_REPLY_INSERT] = "INSERT INTO replies (practice_id, letter_id, "
+	    "patient_id, clinician_id, state, reason, detail, sender, "
+	    "from_addr, message_id, source, dedup, urgent, shared, received, "
+	    "created, sealed_len, sealed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+	    "?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+	[ST_RMAIL_INSERT] = "INSERT INTO reply_mails (reply_id, practice_id, "
+	    "letter_id, patient_id, clinician_id, kind, to_addr, state, "
+	    "urgent, attempts, next_attempt, created) SELECT id, practice_id, "
+	    "letter_id, patient_id, ?2, ?3, ?4, 'queued', urgent, 0, ?5, ?5 "
+	    "FROM replies WHERE id = ?1",
+	/* The ack window: a mail of the kind for the thread, or without a
+	 * thread for the address, created after ?3. */
+	[ST_RMAIL_WINDOW_THREAD] = "SELECT 1 FROM reply_mails "
+	    "INDEXED BY reply_mails_window WHERE kind = ?1 AND "
+	    "letter_id = ?2 AND created > ?3 LIMIT 1",
+	[ST_RMAIL_WINDOW_ADDR] = "SELECT 1 FROM reply_mails "
+	    "INDEXED BY reply_mails_window WHERE kind = ?1 AND "
+	    "letter_id IS NULL AND to_addr = ?2 AND created > ?3 AND "
+	    "practice_id = ?4 LIMIT 1",
+	[ST_REPLY_HEAD] = "SELECT state, practice_id FROM replies "
+	    "WHERE id = ?1",
+	[ST_REPLY_GET] = "SELECT " REPLY_COLS " FROM replies WHERE id = ?1",
+	[ST_REPLY_SEALED] = "SELECT sealed FROM replies WHERE id = ?1",
+	[ST_REPLY_FILE] = "UPDATE replies SET state = 'filed', "
+	    "letter_id = ?2, patient_id = ?3, clinician_id = ?4, "
+	    "decided = ?5, decided_by = ?6, sealed_len = ?7, sealed = ?8 "
+	    "WHERE id = ?1 AND state = 'quarantined'",
+	[ST_REPLY_REJECT] = "UPDATE replies SET state = 'rejected', "
+	    "reason = ?2, decided = ?3, decided_by = ?4 "
+	    "WHERE id = ?1 AND state = 'quarantined'",
+	[ST_DELIVERY_BY_MSGID] = "SELECT d.id, d.letter_id, l.patient_id "
+	    "FROM deliveries d INDEXED BY deliveries_message_id "
+	    "JOIN letters l ON l.id = d.letter_id WHERE d.message_id = ?1",
+	[ST_LETTER_EXISTS] = "SELECT id FROM letters WHERE id = ?1",
+	[ST_LETTER_CLOSE] = "INSERT INTO letter_closed (letter_id, closed, "
+	    "closed_by) VALUES (?1, ?2, ?3) "
+	    "ON CONFLICT (letter_id) DO NOTHING",
+	/* Walked once per urgency (?3), in due order, up to the limit. */
+	[ST_RMAILS_DUE] = "SELECT id FROM reply_mails "
+	    "INDEXED BY reply_mails_due WHERE state = 'queued' AND "
+	    "urgent = ?3 AND next_attempt <= ?1 ORDER BY next_attempt, id "
+	    "LIMIT ?2",
+	[ST_RMAIL_READ] = "SELECT m.reply_id, m.practice_id, m.letter_id, "
+	    "m.patient_id, m.clinician_id, m.kind, m.to_addr, m.attempts, "
+	    "m.urgent, m.message_id, r.message_id, r.sender, r.reason, "
+	    "coalesce(p.reply_domain, p.domain), "
+	    "CASE WHEN m.kind IN ('forward', 'append') THEN r.sealed END "
+	    "FROM reply_mails m JOIN replies r ON r.id = m.reply_id "
+	    "JOIN practices p ON p.id = m.practice_id WHERE m.id = ?1",
+	[ST_RMAIL_MARK] = "UPDATE reply_mails SET state = 'sending', "
+	    "attempts = attempts + 1, message_id = ?2 "
+	    "WHERE id = ?1 AND state = 'queued'",
+	[ST_RMAIL_DONE] = "UPDATE reply_mails SET state = ?2, "
+	    "next_attempt = CASE WHEN ?2 = 'queued' THEN ?3 "
+	    "ELSE next_attempt END, last_error = ?4 "
+	    "WHERE id = ?1 AND state = 'sending'",
+	[ST_RECOVER_RMAILS] = "UPDATE reply_mails SET state = 'queued' "
+	    "WHERE state = 'sending'",
+	[ST_REPLY_STATS] = "SELECT "
+	    "(SELECT count(*) FROM replies WHERE state = 'filed'), "
+	    "(SELECT count(*) FROM replies WHERE state = 'quarantined'), "
+	    "(SELECT count(*) FROM replies WHERE state = 'rejected'), "
+	    "(SELECT count(*) FROM reply_mails WHERE state = 'queued'), "
+	    "(SELECT count(*) FROM reply_mails WHERE state = 'failed'), "
+	    "(SELECT min(received) FROM replies WHERE state = 'quarantined')"
 };
 
 struct store {
@@ -761,6 +947,26 @@ static void	 store_callbacks_release(void *, size_t);
 static void	 store_read_paper(sqlite3_stmt *, struct store_paper *);
 static int	 store_paper_mark(struct store *, int64_t, const char *, int,
 		    const char **);
+static int	 store_rm_kind_known(const char *);
+static const char *store_rmails_check(const struct store_reply_mail_new *,
+		    size_t);
+static const char *store_reply_check(const struct store_reply_new *);
+static int	 store_thread_of(struct store *, int64_t, int64_t *,
+		    int64_t *, const char **);
+static int	 store_rmail_recent(struct store *, const char *, int64_t,
+		    int64_t, const char *, int64_t, int *, const char **);
+static int	 store_rmails_add(struct store *, int64_t, int64_t, int64_t,
+		    const struct store_reply_mail_new *, size_t, int64_t,
+		    int64_t, int *, const char **);
+static int	 store_reply_one(struct store *, struct store_reply_new *,
+		    int64_t, unsigned char *, const char **);
+static void	 store_read_reply(sqlite3_stmt *, struct store_reply *);
+static int	 store_reply_pending(struct store *, int64_t, int64_t *,
+		    const char **);
+static int	 store_rmail_one(struct store *, int64_t,
+		    struct store_reply_mail *, const char **);
+static int	 store_rmails_due(struct store *, int64_t, size_t, int,
+		    int64_t **, size_t *, const char **);
 
 /* Map an SQLite result code to STORE_BUSY (retry later) or STORE_ERROR. */
 static int
@@ -1483,6 +1689,8 @@ store_read_practice(sqlite3_stmt *st, struct store_practice *p)
 	p->reply_domain = store_col_str(st, 8);
 	p->postal_address = store_col_str(st, 9);
 	p->phone = store_col_str(st, 10);
+	p->team_email = store_col_str(st, 11);
+	p->duty_email = store_col_str(st, 12);
 }
 
 /* Look a practice up by id or by domain. */
@@ -1713,6 +1921,8 @@ store_practice_free(struct store_practice **pp)
 	free(p->reply_domain);
 	free(p->postal_address);
 	free(p->phone);
+	free(p->team_email);
+	free(p->duty_email);
 	hash_wipe(p, sizeof(*p));
 	free(p);
 	*pp = NULL;
@@ -2002,6 +2212,7 @@ store_letter_get(struct store *s, int64_t id, struct store_letter **lp,
 	    n != 32)
 		memset(l->sealed_sha256, 0, 32);
 	l->paper_reason = store_col_str(st, 11);
+	l->closed = sqlite3_column_int64(st, 12);	/* NULL: 0, open */
 	store_done(st);
 
 	if ((rc = store_stmt(s, ST_LETTER_DELIVERIES, &st, error_r)) != 0)
@@ -2730,6 +2941,15 @@ static const struct store_field store_fields[] = {
 	    "UPDATE practices SET postal_address = ?2 WHERE id = ?1" },
 	{ "practice", "phone", F_LINE, 1,
 	    "UPDATE practices SET phone = ?2 WHERE id = ?1" },
+	{ "practice", "team_email", F_EMAIL, 1,
+	    "UPDATE practices SET team_email = ?2 WHERE id = ?1" },
+	{ "practice", "duty_email", F_EMAIL, 1,
+	    "UPDATE practices SET duty_email = ?2 WHERE id = ?1" },
+	/* Absent or left: replies go to the team. */
+	{ "clinician", "active", F_BOOL, 0,
+	    "UPDATE clinicians SET active = ?2 WHERE id = ?1" },
+	{ "clinician", "email", F_EMAIL, 0,
+	    "UPDATE clinicians SET email = ?2 WHERE id = ?1" },
 	/* A new address is unverified; the same one keeps its status. */
 	{ "patient", "email", F_EMAIL, 1,
 	    "UPDATE patients SET verified = CASE WHEN email IS ?2 "
@@ -2881,6 +3101,13 @@ store_client_set(struct store *s, int64_t id, const char *field,
     const char *value, const char **error_r)
 {
 	return store_set_field(s, "client", id, field, value, error_r);
+}
+
+int
+store_clinician_set(struct store *s, int64_t id, const char *field,
+    const char *value, const char **error_r)
+{
+	return store_set_field(s, "clinician", id, field, value, error_r);
 }
 
 /* Set or (NULL) clear the wrapped callback token of a client. */
@@ -3642,6 +3869,17 @@ static const struct store_outbox store_callbacks = {
 	"no such callback being sent"
 };
 
+/* Reply mails are claimed per urgency (store_reply_mails_claim), not
+ * through store_outbox_claim: only the outcome checks are shared. */
+static const struct store_outbox store_rmails = {
+	ST_RMAILS_DUE, sizeof(struct store_reply_mail), NULL, NULL,
+	"reply mails: too many rows asked for",
+	"reply mail: state must be sent, queued or failed",
+	"reply mail: a retry without a next attempt",
+	"reply mail done",
+	"no such reply mail being sent"
+};
+
 /* Claim up to max due rows of an outbox into a new array *out. */
 static int
 store_outbox_claim(struct store *s, const struct store_outbox *o,
@@ -4074,6 +4312,874 @@ store_paper_done(struct store *s, int64_t letter_id, const char *actor,
 	return store_paper_mark(s, letter_id, actor, 1, error_r);
 }
 
+/* --- replies (schema 3) ----------------------------------------------- */
+
+/* Is a reply mail kind one of STORE_RM_*? */
+static int
+store_rm_kind_known(const char *kind)
+{
+	static const char *const kinds[] = {
+		STORE_RM_FORWARD, STORE_RM_APPEND, STORE_RM_ACK,
+		STORE_RM_REDFLAG, STORE_RM_CONTACT, STORE_RM_QUARANTINE
+	};
+	size_t	 i;
+
+	for (i = 0; kind != NULL && i < nitems(kinds); i++) {
+		if (strcmp(kind, kinds[i]) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* Check the mails a reply causes; a reason or NULL. */
+static const char *
+store_rmails_check(const struct store_reply_mail_new *m, size_t n)
+{
+	size_t	 i;
+
+	if (n > STORE_RMAILS_MAX || (n > 0 && m == NULL))
+		return "reply: too many mails";
+	for (i = 0; i < n; i++) {
+		if (!store_rm_kind_known(m[i].kind))
+			return "reply mail: unknown kind";
+		if (strcmp(m[i].kind, STORE_RM_APPEND) == 0) {
+			if (m[i].to != NULL)
+				return "reply mail: an append has no address";
+		} else if (m[i].to == NULL || strlen(m[i].to) >
+		    STORE_TEXT_MAX || mime_addr_check(m[i].to) != NULL)
+			return "reply mail: address missing or not an "
+			    "addr-spec";
+		if (m[i].clinician_id < 0)
+			return "reply mail: negative clinician id";
+	}
+	return NULL;
+}
+
+/* Check one reply before the transaction; a reason or NULL. */
+static const char *
+store_reply_check(const struct store_reply_new *r)
+{
+	static const char *const senders[] = {
+		"verified", "unverified", "mismatch", "spoof"
+	};
+	size_t	 i;
+	int	 filed;
+
+	if (r->practice_id <= 0 || r->letter_id < 0 || r->patient_id < 0 ||
+	    r->clinician_id < 0)
+		return "reply: bad practice, thread, patient or clinician id";
+	if (r->state == NULL || (strcmp(r->state, STORE_RS_FILED) != 0 &&
+	    strcmp(r->state, STORE_RS_QUARANTINED) != 0))
+		return "reply: state must be filed or quarantined";
+	filed = strcmp(r->state, STORE_RS_FILED) == 0;
+	if (filed && (r->letter_id == 0 || r->reason != NULL))
+		return "reply: filed without a thread or with a reason";
+	if (!filed && (r->reason == NULL || *r->reason == '\0'))
+		return "reply: quarantined without a reason";
+	if (r->reason != NULL && strlen(r->reason) > STORE_RREASON_MAX)
+		return "reply: reason too long";
+	for (i = 0; i < nitems(senders); i++) {
+		if (r->sender != NULL && strcmp(r->sender, senders[i]) == 0)
+			break;
+	}
+	if (i == nitems(senders))
+		return "reply: unknown sender mark";
+	if (r->source == NULL || (strcmp(r->source, "imap") != 0 &&
+	    strcmp(r->source, "lmtp") != 0))
+		return "reply: source must be imap or lmtp";
+	if (!store_text_ok(r->detail, 1) || !store_text_ok(r->from_addr, 1) ||
+	    !store_text_ok(r->message_id, 1))
+		return "reply: detail, From or Message-ID too long";
+	if (r->sealed == NULL || r->sealed_len == 0 ||
+	    r->sealed_len > INT32_MAX)
+		return "reply: no sealed document";
+	if (r->received < 0 || r->ack_window < 0)
+		return "reply: negative time or ack window";
+	return store_rmails_check(r->mails, r->nmails);
+}
+
+/* A letter's practice and patient; NOTFOUND if there is no such letter. */
+static int
+store_thread_of(struct store *s, int64_t letter_id, int64_t *practice_id,
+    int64_t *patient_id, const char **error_r)
+{
+	struct store_head	 h;
+	int			 rc;
+
+	if ((rc = store_letter_head(s, letter_id, &h, error_r)) != STORE_OK)
+		return rc;
+	free(h.email);
+	*practice_id = h.practice_id;
+	*patient_id = h.patient_id;
+	return STORE_OK;
+}
+
+/*
+ * Was a mail of this kind queued for the thread (thread 0: for the
+ * address, within the practice) after since?  *seen says.
+ */
+static int
+store_rmail_recent(struct store *s, const char *kind, int64_t practice_id,
+    int64_t letter_id, const char *to, int64_t since, int *seen,
+    const char **error_r)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	*seen = 0;
+	if ((rc = store_stmt(s, letter_id != 0 ? ST_RMAIL_WINDOW_THREAD :
+	    ST_RMAIL_WINDOW_ADDR, &st, error_r)) != STORE_OK)
+		return rc;
+	store_bind_text(st, 1, kind);
+	if (letter_id != 0)
+		sqlite3_bind_int64(st, 2, letter_id);
+	else {
+		store_bind_text(st, 2, to);
+		sqlite3_bind_int64(st, 4, practice_id);
+	}
+	sqlite3_bind_int64(st, 3, since);
+	rc = store_fetch(s, st, "ack window", error_r);
+	if (rc == STORE_NOTFOUND)
+		return STORE_OK;
+	if (rc != STORE_OK)
+		return rc;
+	store_done(st);
+	*seen = 1;
+	return STORE_OK;
+}
+
+/*
+ * Queue the mails of a reply (its practice, thread, patient and urgency
+ * copied from the row).  window > 0: an ack or contact is skipped when
+ * one of its kind went to the thread (or address) within window seconds;
+ * *acked says whether one was queued.
+ */
+static int
+store_rmails_add(struct store *s, int64_t reply_id, int64_t practice_id,
+    int64_t letter_id, const struct store_reply_mail_new *m, size_t n,
+    int64_t window, int64_t now, int *acked, const char **error_r)
+{
+	sqlite3_stmt	*st;
+	size_t		 i;
+	int		 rc, seen, ack;
+
+	if (acked != NULL)
+		*acked = 0;
+	for (i = 0; i < n; i++) {
+		ack = strcmp(m[i].kind, STORE_RM_ACK) == 0 ||
+		    strcmp(m[i].kind, STORE_RM_CONTACT) == 0;
+		if (ack && window > 0) {
+			rc = store_rmail_recent(s, m[i].kind, practice_id,
+			    letter_id, m[i].to, now - window, &seen, error_r);
+			if (rc != STORE_OK)
+				return rc;
+			if (seen)
+				continue;
+		}
+		if ((rc = store_stmt(s, ST_RMAIL_INSERT, &st, error_r)) != 0)
+			return rc;
+		sqlite3_bind_int64(st, 1, reply_id);
+		store_bind_id(st, 2, m[i].clinician_id);
+		store_bind_text(st, 3, m[i].kind);
+		store_bind_text(st, 4, m[i].to);
+		sqlite3_bind_int64(st, 5, now);
+		if ((rc = store_run(s, st, "reply mail insert", error_r)) != 0)
+			return rc;
+		if (sqlite3_changes(s->db) != 1) {
+			*error_r = "reply mail insert: no such reply";
+			return STORE_ERROR;
+		}
+		if (ack && acked != NULL)
+			*acked = 1;
+	}
+	return STORE_OK;
+}
+
+/*
+ * One reply of a commit, inside its transaction: a duplicate is only
+ * answered; otherwise the row, its mails and its audit row.
+ */
+static int
+store_reply_one(struct store *s, struct store_reply_new *r, int64_t now,
+    unsigned char *prev, const char **error_r)
+{
+	sqlite3_stmt	*st;
+	char		 object[48], action[32];
+	int64_t		 id, practice_id, patient_id;
+	int		 rc;
+
+	/* Earlier entries of this batch are visible here too. */
+	if ((rc = store_stmt(s, ST_REPLY_DUP, &st, error_r)) != STORE_OK)
+		return rc;
+	sqlite3_bind_int64(st, 1, r->practice_id);
+	sqlite3_bind_blob(st, 2, r->dedup, 32, SQLITE_STATIC);
+	rc = store_fetch(s, st, "reply duplicate", error_r);
+	if (rc == STORE_OK) {
+		r->result = STORE_REPLY_DUPLICATE;
+		r->reply_id = sqlite3_column_int64(st, 0);
+		store_done(st);
+		return STORE_OK;
+	}
+	if (rc != STORE_NOTFOUND)
+		return rc;
+
+	/* A letter has no (practice, id) key to refer to: checked here. */
+	if (r->letter_id != 0) {
+		rc = store_thread_of(s, r->letter_id, &practice_id,
+		    &patient_id, error_r);
+		if (rc != STORE_OK || practice_id != r->practice_id) {
+			*error_r = "reply: no such thread in the practice";
+			return rc == STORE_OK || rc == STORE_NOTFOUND ?
+			    STORE_ERROR : rc;
+		}
+	}
+
+	if ((rc = store_stmt(s, ST_REPLY_INSERT, &st, error_r)) != STORE_OK)
+		return rc;
+	sqlite3_bind_int64(st, 1, r->practice_id);
+	store_bind_id(st, 2, r->letter_id);
+	store_bind_id(st, 3, r->patient_id);
+	store_bind_id(st, 4, r->clinician_id);
+	store_bind_text(st, 5, r->state);
+	store_bind_text(st, 6, r->reason);
+	store_bind_text(st, 7, r->detail);
+	store_bind_text(st, 8, r->sender);
+	store_bind_text(st, 9, r->from_addr);
+	store_bind_text(st, 10, r->message_id);
+	store_bind_text(st, 11, r->source);
+	sqlite3_bind_blob(st, 12, r->dedup, 32, SQLITE_STATIC);
+	sqlite3_bind_int(st, 13, r->urgent != 0);
+	sqlite3_bind_int(st, 14, r->shared != 0);
+	sqlite3_bind_int64(st, 15, r->received);
+	sqlite3_bind_int64(st, 16, now);
+	sqlite3_bind_int64(st, 17, (sqlite3_int64)r->sealed_len);
+	rc = sqlite3_bind_blob64(st, 18, r->sealed, r->sealed_len,
+	    SQLITE_STATIC);
+	if (rc != SQLITE_OK) {
+		store_done(st);
+		return store_fail(s, rc, "reply insert", error_r);
+	}
+	if ((rc = store_insert(s, ST_REPLY_INSERT, "reply insert", &id,
+	    error_r)) != STORE_OK)
+		return rc;
+	if ((rc = store_rmails_add(s, id, r->practice_id, r->letter_id,
+	    r->mails, r->nmails, r->ack_window, now, &r->acked,
+	    error_r)) != STORE_OK)
+		return rc;
+	snprintf(action, sizeof(action), "reply.%s", r->state);
+	snprintf(object, sizeof(object), "reply:%lld", (long long)id);
+	if ((rc = store_audit_append(s, now, "daemon", action, object,
+	    r->reason != NULL ? r->reason : "ok", prev, error_r)) != STORE_OK)
+		return rc;
+	r->reply_id = id;
+	return STORE_OK;
+}
+
+/* Commit n replies in one transaction. */
+int
+store_replies_commit(struct store *s, struct store_reply_new *rs, size_t n,
+    const char **error_r)
+{
+	unsigned char	 prev[HASH_SHA256_LEN];
+	const char	*why;
+	int64_t		 now;
+	size_t		 i;
+	int		 own, rc;
+
+	for (i = 0; i < n; i++) {
+		rs[i].result = STORE_REPLY_NEW;
+		rs[i].reply_id = 0;
+		rs[i].acked = 0;
+		if ((why = store_reply_check(&rs[i])) != NULL) {
+			*error_r = why;
+			return STORE_ERROR;
+		}
+	}
+	if (n == 0)
+		return STORE_OK;
+	if ((rc = store_tx_begin(s, &own, error_r)) != STORE_OK)
+		return rc;
+	now = util_time();
+	rc = store_audit_last(s, prev, error_r);
+	for (i = 0; i < n && rc == STORE_OK; i++)
+		rc = store_reply_one(s, &rs[i], now, prev, error_r);
+	if ((rc = store_tx_end(s, own, rc, error_r)) != STORE_OK) {
+		for (i = 0; i < n; i++) {
+			rs[i].result = STORE_REPLY_NEW;
+			rs[i].reply_id = 0;
+			rs[i].acked = 0;
+		}
+	}
+	return rc;
+}
+
+/* Fill a reply from a row of REPLY_COLS. */
+static void
+store_read_reply(sqlite3_stmt *st, struct store_reply *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->id = sqlite3_column_int64(st, 0);
+	r->practice_id = sqlite3_column_int64(st, 1);
+	r->letter_id = sqlite3_column_int64(st, 2);	/* NULL: 0 */
+	r->patient_id = sqlite3_column_int64(st, 3);
+	r->clinician_id = sqlite3_column_int64(st, 4);
+	store_clip(r->state, sizeof(r->state),
+	    (const char *)sqlite3_column_text(st, 5));
+	store_clip(r->reason, sizeof(r->reason),
+	    (const char *)sqlite3_column_text(st, 6));
+	store_clip(r->detail, sizeof(r->detail),
+	    (const char *)sqlite3_column_text(st, 7));
+	store_clip(r->sender, sizeof(r->sender),
+	    (const char *)sqlite3_column_text(st, 8));
+	store_clip(r->from_addr, sizeof(r->from_addr),
+	    (const char *)sqlite3_column_text(st, 9));
+	store_clip(r->message_id, sizeof(r->message_id),
+	    (const char *)sqlite3_column_text(st, 10));
+	store_clip(r->source, sizeof(r->source),
+	    (const char *)sqlite3_column_text(st, 11));
+	r->urgent = sqlite3_column_int(st, 12);
+	r->shared = sqlite3_column_int(st, 13);
+	r->received = sqlite3_column_int64(st, 14);
+	r->created = sqlite3_column_int64(st, 15);
+	r->decided = sqlite3_column_int64(st, 16);
+	store_clip(r->decided_by, sizeof(r->decided_by),
+	    (const char *)sqlite3_column_text(st, 17));
+	r->sealed_len = (size_t)sqlite3_column_int64(st, 18);
+}
+
+/* One reply by id (without its sealed document). */
+int
+store_reply_get(struct store *s, int64_t id, struct store_reply *r,
+    const char **error_r)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	memset(r, 0, sizeof(*r));
+	if ((rc = store_stmt(s, ST_REPLY_GET, &st, error_r)) != STORE_OK)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	if ((rc = store_fetch(s, st, "reply get", error_r)) != STORE_OK)
+		return rc;
+	store_read_reply(st, r);
+	store_done(st);
+	return STORE_OK;
+}
+
+/* The sealed document of a reply, malloc'd. */
+int
+store_reply_sealed(struct store *s, int64_t id, unsigned char **blob,
+    size_t *len, const char **error_r)
+{
+	sqlite3_stmt	*st;
+	const void	*p;
+	int		 rc, n;
+
+	*blob = NULL;
+	*len = 0;
+	if ((rc = store_stmt(s, ST_REPLY_SEALED, &st, error_r)) != 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	if ((rc = store_fetch(s, st, "reply sealed", error_r)) != STORE_OK)
+		return rc;
+	p = sqlite3_column_blob(st, 0);
+	n = sqlite3_column_bytes(st, 0);
+	if (p == NULL || n <= 0) {
+		store_done(st);
+		*error_r = "reply sealed: no document or out of memory";
+		return n < 0 || (p == NULL && n > 0) ? STORE_BUSY :
+		    STORE_ERROR;
+	}
+	*blob = xmemdup(p, (size_t)n);
+	*len = (size_t)n;
+	store_done(st);
+	return STORE_OK;
+}
+
+/*
+ * Replies in id order after since_id.  The statement is put together
+ * from the filters given so that each filter can use its index
+ * (replies_practice, replies_letter); the id cursor bounds the walk.
+ */
+int
+store_replies_list(struct store *s, int64_t practice_id, int64_t letter_id,
+    const char *states, int64_t since_id, size_t max,
+    struct store_reply **rows, size_t *n, const char **error_r)
+{
+	static const char *const known[] = {
+		STORE_RS_FILED, STORE_RS_QUARANTINED, STORE_RS_REJECTED
+	};
+	sqlite3_stmt	*st;
+	char		 want[3][16], sql[512];
+	const char	*p, *bar;
+	size_t		 nwant = 0, len, i, k;
+	int		 rc;
+
+	*rows = NULL;
+	*n = 0;
+	if (practice_id < 0 || letter_id < 0 || since_id < 0) {
+		*error_r = "reply list: negative id";
+		return STORE_ERROR;
+	}
+	for (p = states; p != NULL; p = bar != NULL ? bar + 1 : NULL) {
+		bar = strchr(p, '|');
+		len = bar != NULL ? (size_t)(bar - p) : strlen(p);
+		for (i = 0; i < nitems(known); i++) {
+			if (strlen(known[i]) == len &&
+			    memcmp(known[i], p, len) == 0)
+				break;
+		}
+		if (i == nitems(known) || nwant == nitems(want)) {
+			*error_r = "reply list: bad list of states";
+			return STORE_ERROR;
+		}
+		memcpy(want[nwant], p, len);
+		want[nwant++][len] = '\0';
+	}
+	snprintf(sql, sizeof(sql), "SELECT " REPLY_COLS " FROM replies "
+	    "WHERE id > ?1%s%s%s ORDER BY id LIMIT ?7",
+	    practice_id != 0 ? " AND practice_id = ?2" : "",
+	    letter_id != 0 ? " AND letter_id = ?3" : "",
+	    nwant > 0 ? " AND state IN (?4, ?5, ?6)" : "");
+	rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return store_fail(s, rc, "reply list", error_r);
+	sqlite3_bind_int64(st, 1, since_id);
+	if (practice_id != 0)
+		sqlite3_bind_int64(st, 2, practice_id);
+	if (letter_id != 0)
+		sqlite3_bind_int64(st, 3, letter_id);
+	/* Unused places repeat the first state. */
+	for (k = 0; k < 3 && nwant > 0; k++)
+		sqlite3_bind_text(st, 4 + (int)k, want[k < nwant ? k : 0], -1,
+		    SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 7, max == 0 || max > INT64_MAX ? -1 :
+	    (int64_t)max);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*rows = xreallocarray(*rows, *n + 1, sizeof(**rows));
+		store_read_reply(st, &(*rows)[(*n)++]);
+	}
+	if (rc != SQLITE_DONE) {
+		rc = store_fail(s, rc, "reply list", error_r);
+		sqlite3_finalize(st);
+		free(*rows);
+		*rows = NULL;
+		*n = 0;
+		return rc;
+	}
+	sqlite3_finalize(st);
+	return STORE_OK;
+}
+
+/*
+ * The state and practice of a reply for a staff decision, inside its
+ * transaction: STORE_NOTFOUND unless it exists and is quarantined.
+ */
+static int
+store_reply_pending(struct store *s, int64_t id, int64_t *practice_id,
+    const char **error_r)
+{
+	sqlite3_stmt	*st;
+	const char	*state;
+	int		 rc, quarantined;
+
+	if ((rc = store_stmt(s, ST_REPLY_HEAD, &st, error_r)) != STORE_OK)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	if ((rc = store_fetch(s, st, "reply get", error_r)) != STORE_OK)
+		return rc;
+	state = (const char *)sqlite3_column_text(st, 0);
+	quarantined = state != NULL &&
+	    strcmp(state, STORE_RS_QUARANTINED) == 0;
+	*practice_id = sqlite3_column_int64(st, 1);
+	store_done(st);
+	if (!quarantined) {
+		*error_r = "reply is not in quarantine";
+		return STORE_NOTFOUND;
+	}
+	return STORE_OK;
+}
+
+/* Staff file a quarantined reply to a thread, resealed. */
+int
+store_reply_file(struct store *s, int64_t id, int64_t letter_id,
+    int64_t clinician_id, const unsigned char *sealed, size_t sealed_len,
+    const struct store_reply_mail_new *mails, size_t nmails,
+    const char *actor, const char **error_r)
+{
+	sqlite3_stmt	*st;
+	unsigned char	 prev[HASH_SHA256_LEN];
+	char		 object[48], by[64];
+	const char	*why;
+	int64_t		 now, practice_id, lpractice, patient_id;
+	int		 own, rc;
+
+	if (letter_id <= 0 || clinician_id < 0) {
+		*error_r = "reply file: no thread or a bad clinician id";
+		return STORE_ERROR;
+	}
+	if (sealed == NULL || sealed_len == 0 || sealed_len > INT32_MAX) {
+		*error_r = "reply file: no sealed document";
+		return STORE_ERROR;
+	}
+	if ((why = store_rmails_check(mails, nmails)) != NULL) {
+		*error_r = why;
+		return STORE_ERROR;
+	}
+	if ((rc = store_admin_begin(s, actor, &own, &now, error_r)) != 0)
+		return rc;
+	if ((rc = store_reply_pending(s, id, &practice_id, error_r)) != 0)
+		return store_tx_end(s, own, rc, error_r);
+	rc = store_thread_of(s, letter_id, &lpractice, &patient_id, error_r);
+	if (rc == STORE_NOTFOUND || (rc == STORE_OK &&
+	    lpractice != practice_id)) {
+		*error_r = "reply file: no such thread in the practice";
+		rc = STORE_ERROR;
+	}
+	if (rc != STORE_OK)
+		return store_tx_end(s, own, rc, error_r);
+	if ((rc = store_stmt(s, ST_REPLY_FILE, &st, error_r)) != STORE_OK)
+		return store_tx_end(s, own, rc, error_r);
+	store_clip(by, sizeof(by), actor);
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, letter_id);
+	sqlite3_bind_int64(st, 3, patient_id);
+	store_bind_id(st, 4, clinician_id);
+	sqlite3_bind_int64(st, 5, now);
+	sqlite3_bind_text(st, 6, by, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 7, (sqlite3_int64)sealed_len);
+	if ((rc = sqlite3_bind_blob64(st, 8, sealed, sealed_len,
+	    SQLITE_STATIC)) != SQLITE_OK) {
+		store_done(st);
+		return store_tx_end(s, own, store_fail(s, rc, "reply file",
+		    error_r), error_r);
+	}
+	if ((rc = store_run(s, st, "reply file", error_r)) != STORE_OK)
+		return store_tx_end(s, own, rc, error_r);
+	/* The staff's own choice of mails: no ack window. */
+	rc = store_rmails_add(s, id, practice_id, letter_id, mails, nmails, 0,
+	    now, NULL, error_r);
+	snprintf(object, sizeof(object), "reply:%lld", (long long)id);
+	if (rc == STORE_OK)
+		rc = store_audit_last(s, prev, error_r);
+	if (rc == STORE_OK)
+		rc = store_audit_append(s, now, actor, "reply.file", object,
+		    "ok", prev, error_r);
+	return store_tx_end(s, own, rc, error_r);
+}
+
+/* Staff reject a quarantined reply. */
+int
+store_reply_reject(struct store *s, int64_t id, const char *reason,
+    const char *actor, const char **error_r)
+{
+	sqlite3_stmt	*st;
+	char		 object[48], by[64];
+	int64_t		 now, practice_id;
+	int		 own, rc;
+
+	if (reason == NULL || *reason == '\0' ||
+	    strlen(reason) > STORE_RREASON_MAX ||
+	    store_text_check(reason, 0) != NULL) {
+		*error_r = "reply reject: reason missing, too long or not "
+		    "one line";
+		return STORE_ERROR;
+	}
+	if ((rc = store_admin_begin(s, actor, &own, &now, error_r)) != 0)
+		return rc;
+	if ((rc = store_reply_pending(s, id, &practice_id, error_r)) != 0)
+		return store_tx_end(s, own, rc, error_r);
+	if ((rc = store_stmt(s, ST_REPLY_REJECT, &st, error_r)) != STORE_OK)
+		return store_tx_end(s, own, rc, error_r);
+	store_clip(by, sizeof(by), actor);
+	sqlite3_bind_int64(st, 1, id);
+	store_bind_text(st, 2, reason);
+	sqlite3_bind_int64(st, 3, now);
+	sqlite3_bind_text(st, 4, by, -1, SQLITE_TRANSIENT);
+	rc = store_run(s, st, "reply reject", error_r);
+	snprintf(object, sizeof(object), "reply:%lld", (long long)id);
+	if (rc == STORE_OK)
+		rc = store_audit(s, actor, "reply.reject", object, reason,
+		    error_r);
+	return store_tx_end(s, own, rc, error_r);
+}
+
+/* The delivery that sent a Message-ID, with its letter and patient. */
+int
+store_delivery_by_message_id(struct store *s, const char *msgid,
+    int64_t *delivery_id, int64_t *letter_id, int64_t *patient_id,
+    const char **error_r)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	*delivery_id = *letter_id = *patient_id = 0;
+	if (msgid == NULL || !store_text_ok(msgid, 0)) {
+		*error_r = "Message-ID missing or too long";
+		return STORE_ERROR;
+	}
+	if ((rc = store_stmt(s, ST_DELIVERY_BY_MSGID, &st, error_r)) != 0)
+		return rc;
+	store_bind_text(st, 1, msgid);
+	if ((rc = store_fetch(s, st, "delivery by Message-ID",
+	    error_r)) != STORE_OK)
+		return rc;
+	*delivery_id = sqlite3_column_int64(st, 0);
+	*letter_id = sqlite3_column_int64(st, 1);
+	*patient_id = sqlite3_column_int64(st, 2);
+	store_done(st);
+	return STORE_OK;
+}
+
+/* Close a thread (once: a second close changes nothing), audited. */
+int
+store_letter_close(struct store *s, int64_t letter_id, const char *actor,
+    const char **error_r)
+{
+	sqlite3_stmt	*st;
+	char		 object[48];
+	int64_t		 now;
+	int		 own, rc;
+
+	if ((rc = store_admin_begin(s, actor, &own, &now, error_r)) != 0)
+		return rc;
+	if ((rc = store_stmt(s, ST_LETTER_EXISTS, &st, error_r)) != STORE_OK)
+		return store_tx_end(s, own, rc, error_r);
+	sqlite3_bind_int64(st, 1, letter_id);
+	if ((rc = store_fetch(s, st, "letter get", error_r)) != STORE_OK)
+		return store_tx_end(s, own, rc, error_r);
+	store_done(st);
+	if ((rc = store_stmt(s, ST_LETTER_CLOSE, &st, error_r)) != STORE_OK)
+		return store_tx_end(s, own, rc, error_r);
+	sqlite3_bind_int64(st, 1, letter_id);
+	sqlite3_bind_int64(st, 2, now > 0 ? now : 1);
+	store_bind_text(st, 3, actor);
+	if ((rc = store_run(s, st, "letter close", error_r)) != STORE_OK ||
+	    sqlite3_changes(s->db) == 0)
+		return store_tx_end(s, own, rc, error_r);
+	snprintf(object, sizeof(object), "letter:%lld", (long long)letter_id);
+	rc = store_audit(s, actor, "letter.close", object, "ok", error_r);
+	return store_tx_end(s, own, rc, error_r);
+}
+
+/* Read and mark one due reply mail, inside the claim's transaction. */
+static int
+store_rmail_one(struct store *s, int64_t id, struct store_reply_mail *m,
+    const char **error_r)
+{
+	sqlite3_stmt	*st;
+	const void	*p;
+	int		 rc, n, content;
+
+	if ((rc = store_stmt(s, ST_RMAIL_READ, &st, error_r)) != STORE_OK)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	if ((rc = store_fetch(s, st, "reply mail", error_r)) != STORE_OK)
+		return rc == STORE_NOTFOUND ? STORE_ERROR : rc;
+	m->id = id;
+	m->reply_id = sqlite3_column_int64(st, 0);
+	m->practice_id = sqlite3_column_int64(st, 1);
+	m->letter_id = sqlite3_column_int64(st, 2);
+	m->patient_id = sqlite3_column_int64(st, 3);
+	m->clinician_id = sqlite3_column_int64(st, 4);
+	store_clip(m->kind, sizeof(m->kind),
+	    (const char *)sqlite3_column_text(st, 5));
+	m->to = store_col_str(st, 6);
+	m->attempts = sqlite3_column_int(st, 7) + 1;
+	m->urgent = sqlite3_column_int(st, 8);
+	m->message_id = store_col_str(st, 9);
+	m->in_reply_to = store_col_str(st, 10);
+	store_clip(m->sender, sizeof(m->sender),
+	    (const char *)sqlite3_column_text(st, 11));
+	store_clip(m->reason, sizeof(m->reason),
+	    (const char *)sqlite3_column_text(st, 12));
+	/* Made once, then the same for every attempt. */
+	if (m->message_id == NULL &&
+	    (m->message_id = mime_message_id((const char *)
+	    sqlite3_column_text(st, 13))) == NULL) {
+		store_done(st);
+		*error_r = "reply mail: the practice domain cannot make a "
+		    "Message-ID";
+		return STORE_ERROR;
+	}
+	content = strcmp(m->kind, STORE_RM_FORWARD) == 0 ||
+	    strcmp(m->kind, STORE_RM_APPEND) == 0;
+	if (content) {
+		p = sqlite3_column_blob(st, 14);
+		n = sqlite3_column_bytes(st, 14);
+		if (p == NULL || n <= 0) {
+			store_done(st);
+			*error_r = "reply mail: reply without a sealed "
+			    "document";
+			return n < 0 || (p == NULL && n > 0) ? STORE_BUSY :
+			    STORE_ERROR;
+		}
+		m->sealed = xmemdup(p, (size_t)n);
+		m->sealed_len = (size_t)n;
+	}
+	store_done(st);
+	if ((rc = store_stmt(s, ST_RMAIL_MARK, &st, error_r)) != STORE_OK)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	store_bind_text(st, 2, m->message_id);
+	if ((rc = store_run(s, st, "reply mail", error_r)) != STORE_OK)
+		return rc;
+	if (sqlite3_changes(s->db) != 1) {
+		*error_r = "reply mail: the row changed state under the lock";
+		return STORE_ERROR;
+	}
+	return STORE_OK;
+}
+
+/* Claim up to max due reply mails, urgent ones first. */
+int
+store_reply_mails_claim(struct store *s, int64_t now, size_t max,
+    struct store_reply_mail **out, size_t *n, const char **error_r)
+{
+	struct store_reply_mail	*m = NULL;
+	int64_t			*ids = NULL;
+	size_t			 nids = 0, k = 0;
+	int			 own, rc, urgent;
+
+	*out = NULL;
+	*n = 0;
+	if (max > STORE_CLAIM_MAX) {
+		*error_r = "reply mails: too many rows asked for";
+		return STORE_ERROR;
+	}
+	if (max == 0)
+		return STORE_OK;
+	if ((rc = store_tx_begin(s, &own, error_r)) != STORE_OK)
+		return rc;
+	for (urgent = 1; urgent >= 0 && rc == STORE_OK && nids < max;
+	    urgent--)
+		rc = store_rmails_due(s, now, max - nids, urgent, &ids, &nids,
+		    error_r);
+	if (rc == STORE_OK && nids > 0) {
+		m = xcalloc(nids, sizeof(*m));
+		for (k = 0; k < nids && rc == STORE_OK; k++)
+			rc = store_rmail_one(s, ids[k], &m[k], error_r);
+	}
+	free(ids);
+	if ((rc = store_tx_end(s, own, rc, error_r)) != STORE_OK) {
+		store_reply_mails_free(&m, k);
+		return rc;
+	}
+	*out = m;
+	*n = nids;
+	return STORE_OK;
+}
+
+/* Append the ids of up to max due reply mails of one urgency. */
+static int
+store_rmails_due(struct store *s, int64_t now, size_t max, int urgent,
+    int64_t **ids, size_t *n, const char **error_r)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	if ((rc = store_stmt(s, ST_RMAILS_DUE, &st, error_r)) != STORE_OK)
+		return rc;
+	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_int64(st, 2, (int64_t)max);
+	sqlite3_bind_int(st, 3, urgent);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*ids = xreallocarray(*ids, *n + 1, sizeof(**ids));
+		(*ids)[(*n)++] = sqlite3_column_int64(st, 0);
+	}
+	if (rc != SQLITE_DONE) {
+		rc = store_fail(s, rc, "reply mails", error_r);
+		store_done(st);
+		return rc;
+	}
+	store_done(st);
+	return STORE_OK;
+}
+
+/* Free an array of reply mails; accepts NULL. */
+void
+store_reply_mails_free(struct store_reply_mail **mp, size_t n)
+{
+	struct store_reply_mail	*m = *mp;
+	size_t			 i;
+
+	if (m == NULL)
+		return;
+	for (i = 0; i < n; i++) {
+		free(m[i].to);
+		free(m[i].message_id);
+		free(m[i].in_reply_to);
+		if (m[i].sealed != NULL) {
+			hash_wipe(m[i].sealed, m[i].sealed_len);
+			free(m[i].sealed);
+		}
+	}
+	free(m);
+	*mp = NULL;
+}
+
+/* The outcome of a reply mail being sent. */
+int
+store_reply_mail_done(struct store *s, int64_t id, const char *state,
+    int64_t next_attempt, const char *error, const char **error_r)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	if ((rc = store_outbox_check(&store_rmails, state, next_attempt,
+	    error_r)) != STORE_OK)
+		return rc;
+	if (!store_text_ok(error, 1)) {
+		*error_r = "reply mail: reason too long";
+		return STORE_ERROR;
+	}
+	if ((rc = store_stmt(s, ST_RMAIL_DONE, &st, error_r)) != STORE_OK)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	store_bind_text(st, 2, state);
+	sqlite3_bind_int64(st, 3, next_attempt);
+	store_bind_text(st, 4, error);
+	return store_outbox_close(s, &store_rmails, st, error_r);
+}
+
+/* At start: every reply mail left "sending" goes back to "queued". */
+int
+store_reply_mails_recover(struct store *s, int64_t *n, const char **error_r)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	*n = 0;
+	if ((rc = store_stmt(s, ST_RECOVER_RMAILS, &st, error_r)) != 0 ||
+	    (rc = store_run(s, st, "recover", error_r)) != STORE_OK)
+		return rc;
+	*n = sqlite3_changes(s->db);
+	return STORE_OK;
+}
+
+/* Counts of replies and their mails, for status and /metrics. */
+int
+store_reply_stats(struct store *s, struct store_reply_stats *out,
+    const char **error_r)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((rc = store_stmt(s, ST_REPLY_STATS, &st, error_r)) != STORE_OK)
+		return rc;
+	if ((rc = store_fetch(s, st, "reply stats", error_r)) != STORE_OK)
+		return rc == STORE_NOTFOUND ? STORE_ERROR : rc;
+	out->filed = sqlite3_column_int64(st, 0);
+	out->quarantined = sqlite3_column_int64(st, 1);
+	out->rejected = sqlite3_column_int64(st, 2);
+	out->mails_queued = sqlite3_column_int64(st, 3);
+	out->mails_failed = sqlite3_column_int64(st, 4);
+	out->oldest_quarantined = sqlite3_column_int64(st, 5);	/* NULL: 0 */
+	store_done(st);
+	return STORE_OK;
+}
+
 /* --- test hooks (store_sqlite.h) -------------------------------------- */
 
 /* EXPLAIN QUERY PLAN of a named statement, one detail line per step. */
@@ -4091,6 +5197,12 @@ store_sqlite_plan(struct store *s, const char *name, char **plan,
 		{ "alerts_claim", ST_ALERTS_DUE },
 		{ "callbacks_claim", ST_CALLBACKS_DUE },
 		{ "queue_stats", ST_QSTATS_MORE },
+		{ "reply_mails_claim", ST_RMAILS_DUE },
+		{ "ack_window_thread", ST_RMAIL_WINDOW_THREAD },
+		{ "ack_window_addr", ST_RMAIL_WINDOW_ADDR },
+		{ "reply_dup", ST_REPLY_DUP },
+		{ "delivery_by_message_id", ST_DELIVERY_BY_MSGID },
+		{ "reply_stats", ST_REPLY_STATS },
 	};
 	sqlite3_stmt	*st;
 	char		*sql, *out, *t;

@@ -261,7 +261,7 @@ test_upgrade(void)
 		free(path);
 		return;
 	}
-	is_int(store_schema_version(s), 2, "migrated to version 2");
+	ok(store_schema_version(s) >= 2, "migrated to version 2 or later");
 	rc = store_letter_get(s, 7, &l, &e);
 	ok(rc == STORE_OK && l->ndeliveries == 1, "the letter is kept");
 	if (rc == STORE_OK && l->ndeliveries == 1) {
