@@ -421,11 +421,14 @@ rm_redflag(const struct replymail_in *in, char **subjectp, char **textp)
 	if (in->forwarded_to != NULL)
 		snprintf(where, sizeof(where), "it has been forwarded to %s.",
 		    in->forwarded_to);
-	else
+	else if (in->quarantined)
 		snprintf(where, sizeof(where), "it has NOT been forwarded: "
 		    "it waits in quarantine; see it with\n"
 		    "  sealpostctl quarantine show R%lld",
 		    (long long)m->reply_id);
+	else
+		snprintf(where, sizeof(where), "it is filed on its thread "
+		    "but has NOT been forwarded by email.");
 	xasprintf(subjectp, "URGENT: a patient's reply%s (reply R%lld) "
 	    "contains a red-flag phrase", on, (long long)m->reply_id);
 	xasprintf(textp,

@@ -71,7 +71,9 @@ struct replymail_in {
 	int		 shared;		/* a shared family mailbox */
 	const char	*forwarded_to;		/* redflag: "Dr A (C3)", "the
 						   team address"; NULL: not
-						   said */
+						   forwarded */
+	int		 quarantined;		/* redflag: the reply waits in
+						   quarantine */
 	const char	*to_name;		/* display name; NULL: none */
 	const struct replymail_doc *doc;	/* forward/append: required */
 	time_t		 date;

@@ -658,11 +658,24 @@ test_redflag(void)
 	mail_init(&m, STORE_RM_REDFLAG, "duty@practice.example.net");
 	in_init(&in, &m, NULL);
 	in.forwarded_to = NULL;
+	in.quarantined = 1;
 	if (ok(replymail_build(&in, &msg, NULL) == 0, "redflag, quarantined")) {
 		back = parse_back(&msg);
 		ok(back != NULL && strstr(back->text, "NOT been forwarded") &&
 		    strstr(back->text, "sealpostctl quarantine show R56"),
 		    "redflag, quarantined: says so");
+		letter_doc_free(&back);
+		mime_msg_clear(&msg);
+	}
+	/* Filed, but [replies] forward = none. */
+	in.quarantined = 0;
+	if (ok(replymail_build(&in, &msg, NULL) == 0, "redflag, not "
+	    "forwarded")) {
+		back = parse_back(&msg);
+		ok(back != NULL && strstr(back->text, "filed on its thread "
+		    "but has NOT been forwarded by email") != NULL &&
+		    strstr(back->text, "quarantine") == NULL,
+		    "redflag, not forwarded: says so");
 		letter_doc_free(&back);
 		mime_msg_clear(&msg);
 	}
