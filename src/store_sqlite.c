@@ -4390,6 +4390,16 @@ store_reply_check(const struct store_reply_new *r)
 	if (!store_text_ok(r->detail, 1) || !store_text_ok(r->from_addr, 1) ||
 	    !store_text_ok(r->message_id, 1))
 		return "reply: detail, From or Message-ID too long";
+	/* The Message-ID goes into the In-Reply-To of our mails: no line
+	 * breaks there or in anything shown to staff. */
+	if ((r->reason != NULL && store_text_check(r->reason, 0) != NULL) ||
+	    (r->detail != NULL && store_text_check(r->detail, 0) != NULL) ||
+	    (r->from_addr != NULL &&
+	    store_text_check(r->from_addr, 0) != NULL) ||
+	    (r->message_id != NULL &&
+	    store_text_check(r->message_id, 0) != NULL))
+		return "reply: a control character in the reason, detail, "
+		    "From or Message-ID";
 	if (r->sealed == NULL || r->sealed_len == 0 ||
 	    r->sealed_len > INT32_MAX)
 		return "reply: no sealed document";

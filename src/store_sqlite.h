@@ -17,7 +17,9 @@ int	 store_sqlite_create(const char *path, int version,
 /*
  * EXPLAIN QUERY PLAN of a named internal statement: "claim_queued",
  * "claim_deferred", "warn", "alerts_claim", "callbacks_claim",
- * "queue_stats".  *plan (malloc'd) holds one detail line per step.
+ * "queue_stats"; schema 3: "reply_mails_claim", "ack_window_thread",
+ * "ack_window_addr", "reply_dup", "delivery_by_message_id",
+ * "reply_stats".  *plan (malloc'd) holds one detail line per step.
  */
 int	 store_sqlite_plan(struct store *, const char *name, char **plan,
 	    const char **error_r);
