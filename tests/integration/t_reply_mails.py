@@ -17,11 +17,13 @@ sender, In-Reply-To/References the patient's Message-ID, auto-replied,
 the safety net, no content); the red-flag alert to the duty address and
 the quarantine alert to the team address (ids only); the contact reply
 for a reply that could not be filed.  In the log: a 5xx forward failed,
-a 4xx one deferred and tried again, and no content anywhere.
+a 4xx one deferred and tried again; a mail left "sending" (as a crash
+leaves it) recovered and sent at the next start; no content in the log.
 """
 
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -278,11 +280,28 @@ try:
            not to_rcpt("busy@riverside.example"),
            "nothing reached the sink for them")
 
-    # --- 4. nothing clinical in the log ---------------------------------------
+    # --- 4. a mail left "sending" by a crash goes at the next start ----------
+    tap.is_eq(d.stop(), 0, "sealpostd stops cleanly")
+    rid4 = insert(d, "-p", p["practice"], "-r", rawfile, "-l", lid,
+                  "-P", p["patient"], "-f", "jo@patient.test",
+                  "-m", "<patient.4@patient.test>", "ack=late@patient.test")
+    db = sqlite3.connect(d.config["daemon"]["database"])
+    with db:
+        n = db.execute("UPDATE reply_mails SET state = 'sending', "
+                       "attempts = 1 WHERE reply_id = ?", (rid4,)).rowcount
+    db.close()
+    tap.is_eq(n, 1, "a reply mail marked sending, as a crash leaves it")
+    d.start()
+    tap.ok(wait_for(lambda: to_rcpt("late@patient.test"), 30),
+           "after the restart it is recovered and sent")
+    tap.ok(re.search(r"1 reply mails were being sent when the daemon "
+                     r"stopped", d.log_text()), "the recovery is logged")
+
+    # --- 5. nothing clinical in the log ---------------------------------------
     log = d.log_text()
     tap.ok(CANARY not in log and "chest" not in log,
            "no reply content in the daemon log")
-    tap.is_eq(d.stop(), 0, "sealpostd stops cleanly")
+    tap.is_eq(d.stop(), 0, "sealpostd stops cleanly again")
 except Exception as e:          # a broken rig or daemon: say so, fail
     tap.ok(False, "unexpected error: %s" % e)
     if d is not None:
