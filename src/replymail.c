@@ -66,6 +66,12 @@ static int	 rm_msgid_ok(const char *);
 static char	*rm_filename(const char *, size_t);
 static int	 rm_ctype_ok(const char *);
 static void	 rm_wipe_free(char *);
+static int	 rm_known_keys(json_t *, const char *const *);
+static int	 rm_get_string(json_t *, const char *, char **);
+static int	 rm_get_b64(json_t *, const char *, unsigned char **,
+		    size_t *);
+static json_t	*rm_json_string(const char *);
+static json_t	*rm_json_b64(const unsigned char *, size_t);
 
 /* --- building ------------------------------------------------------------- */
 

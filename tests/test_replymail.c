@@ -53,6 +53,10 @@ static const unsigned char att_bytes[] = "\x89PNG\r\n\x1a\n\0" MARK_ATT
 static struct replymail_doc *doc_make(void);
 static void	 mail_init(struct store_reply_mail *, const char *,
 		    const char *);
+static void	 mail_clear(struct store_reply_mail *);
+static int	 build_clean(const char *, const char *,
+		    struct store_reply_mail *, struct replymail_in *,
+		    struct replymail_doc *, struct mime_msg *);
 static void	 in_init(struct replymail_in *, struct store_reply_mail *,
 		    const struct replymail_doc *);
 static char	*header_raw(const char *, const char *);
