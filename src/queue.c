@@ -60,7 +60,8 @@
 #define QUEUE_CALLBACK_MAX	16
 #define QUEUE_CALLBACK_TRIES	10	/* then the callback is "failed" */
 #define QUEUE_ALERT_TRIES	20
-#define QUEUE_RMAIL_MAX		16	/* reply mails per claim */
+#define QUEUE_RMAIL_MAX		8	/* reply mails per claim (a forward
+					   holds a whole sealed reply) */
 #define QUEUE_AUTOREPLY_TRIES	20	/* then an ack/contact is "failed";
 					   forwards and alerts about replies
 					   keep trying (retry_max apart) */
@@ -167,7 +168,8 @@ struct queue {
 	struct qjob		*results, **results_tail;
 	struct queue_bounce	*bounces_in, *bounces_done;
 	size_t			 in_flight;	/* letters claimed, unsettled */
-	size_t			 in_flight_bytes; /* their sealed sizes */
+	size_t			 in_flight_bytes; /* their sealed sizes, and
+						   the reply mails' */
 	size_t			 alerts_in_flight, cbs_in_flight;
 	size_t			 rmails_in_flight;
 	struct relay_conn	**conns;	/* per worker, for cancel */
@@ -1414,7 +1416,9 @@ queue_dispatch(struct queue *q, struct qbatch *b, int64_t now)
 	pthread_mutex_lock(&q->mu);
 	alert_room = q->alerts_in_flight < QUEUE_ALERT_MAX * 2;
 	cb_room = q->cbs_in_flight < QUEUE_CALLBACK_MAX * 2;
-	rmail_room = q->rmails_in_flight < QUEUE_RMAIL_MAX * 2;
+	/* Forwards carry sealed replies: the letters' byte bound holds. */
+	rmail_room = q->rmails_in_flight < QUEUE_RMAIL_MAX * 2 &&
+	    q->in_flight_bytes < QUEUE_BYTES_MAX;
 	pthread_mutex_unlock(&q->mu);
 
 	/*
@@ -1536,6 +1540,8 @@ queue_dispatch(struct queue *q, struct qbatch *b, int64_t now)
 		ready = j->next;
 		if (j->kind == QJ_LETTER)
 			q->in_flight_bytes += j->claim.sealed_len;
+		else if (j->kind == QJ_RMAIL)
+			q->in_flight_bytes += j->rmail.sealed_len;
 		/* Urgent work goes before the routine work waiting. */
 		if (qjob_urgent(j))
 			queue_push_urgent(q, j);
@@ -1713,9 +1719,10 @@ queue_sched_main(void *arg)
 				q->in_flight_bytes -= j->claim.sealed_len;
 			} else if (j->kind == QJ_ALERT)
 				q->alerts_in_flight--;
-			else if (j->kind == QJ_RMAIL)
+			else if (j->kind == QJ_RMAIL) {
 				q->rmails_in_flight--;
-			else
+				q->in_flight_bytes -= j->rmail.sealed_len;
+			} else
 				q->cbs_in_flight--;
 			pthread_mutex_unlock(&q->mu);
 			qjob_free(j);
