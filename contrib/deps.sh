@@ -26,6 +26,8 @@ build_pkgs="$build_pkgs libcurl4-gnutls-dev libcairo2-dev libpango1.0-dev
 test_pkgs="$test_pkgs libcurl4-gnutls-dev libcairo2-dev libpango1.0-dev
  fonts-dejavu-core poppler-utils postfix libsasl2-dev
  python3-aiosmtpd"
+# IMAP intake tests: a private Dovecot (tests/rig/dovecot.sh), IMAP and LMTP.
+test_pkgs="$test_pkgs dovecot-imapd dovecot-lmtpd"
 bench_pkgs="$test_pkgs"
 
 case $what in
