@@ -654,12 +654,13 @@ queue_rmail_one(struct queue *q, struct queue_keys *wk,
 	struct mime_msg		 msg;
 	struct relay_rcpt	 rc;
 	struct relay_msg	 m;
-	int			 append;
+	int			 append, temporary = 0;
 
 	memset(&msg, 0, sizeof(msg));
 	memset(&rc, 0, sizeof(rc));
 	append = strcmp(j->rmail.kind, STORE_RM_APPEND) == 0;
-	if (append || !q->p.relay_enabled) {
+	if (append ? q->p.imap_server.host == NULL ||
+	    q->p.imap_append_folder == NULL : !q->p.relay_enabled) {
 		j->rr = RELAY_TEMPFAIL;
 		snprintf(j->err, sizeof(j->err), "%s",
 		    append ? QUEUE_NO_IMAP : QUEUE_NO_RELAY);
@@ -667,6 +668,20 @@ queue_rmail_one(struct queue *q, struct queue_keys *wk,
 	}
 	if (queue_build_rmail(q, wk, j, &msg, j->err, sizeof(j->err)) != 0) {
 		j->rr = RELAY_INPUT;
+		return;
+	}
+	if (append) {
+		/* No envelope: the message goes into the practice's folder. */
+		if (fetch_append(&q->p.imap_server, q->p.imap_append_folder,
+		    msg.data, msg.len, &temporary, j->err,
+		    sizeof(j->err)) == 0) {
+			j->rr = RELAY_OK;
+			j->code = 250;
+			snprintf(j->text, sizeof(j->text), "appended to %s",
+			    q->p.imap_append_folder);
+		} else
+			j->rr = temporary ? RELAY_TEMPFAIL : RELAY_PERMFAIL;
+		mime_msg_clear(&msg);
 		return;
 	}
 	rc.addr = j->to;

@@ -19,8 +19,13 @@ the quarantine alert to the team address (ids only); the contact reply
 for a reply that could not be filed.  In the log: a 5xx forward failed,
 a 4xx one deferred and tried again; a mail left "sending" (as a crash
 leaves it) recovered and sent at the next start; no content in the log.
+The append kind (IMAP APPEND into the practice's folder) against a private
+Dovecot, through tests/queue_run (the daemon does not pass the [imap]
+server to the queue yet).
 """
 
+import email
+import email.policy
 import os
 import re
 import sqlite3
@@ -302,6 +307,57 @@ try:
     tap.ok(CANARY not in log and "chest" not in log,
            "no reply content in the daemon log")
     tap.is_eq(d.stop(), 0, "sealpostd stops cleanly again")
+
+    # --- 6. append: into the practice's folder over IMAP ---------------------
+    # sealpostd does not hand the [imap] server to the queue yet:
+    # tests/queue_run runs the same queue code with it, the daemon stopped.
+    if not st.have_dovecot_rig():
+        tap.skip("append: needs root, dovecot-imapd and dovecot-lmtpd "
+                 "(contrib/deps.sh test installs them)")
+    else:
+        with st.dovecot() as dv:
+            rid5 = insert(d, "-p", p["practice"], "-r", rawfile, "-l", lid,
+                          "-P", p["patient"], "-c", p["clinician"],
+                          "-f", "jo@patient.test",
+                          "-t", "append text " + CANARY, "-a", attfile,
+                          "append=-")
+            r = subprocess.run(
+                [os.path.join(st.builddir(), "tests", "queue_run"),
+                 "-d", d.config["daemon"]["database"],
+                 "-k", d.config["daemon"]["master_key_file"],
+                 "-H", "127.0.0.1", "-P", str(dv.imaps), "-c", dv.ca,
+                 "-u", dv.user, "-p", dv.password, "-F", "Replies",
+                 "-n", "1", "-t", "30"],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                timeout=90)
+            tap.ok(r.returncode == 0 and "sent=1 " in r.stdout and
+                   "failed=0" in r.stdout,
+                   "append: the queue appended reply R%d (%s)"
+                   % (rid5, r.stdout.strip()))
+            tap.ok(re.search(r"reply-mail=\d+ reply=%d letter=%d append "
+                             r"sent: 250 appended to Replies" % (rid5, lid),
+                             r.stderr), "append: logged with ids")
+            tap.is_eq(dv.folder_count("Replies"), 1,
+                      "append: one message in the folder")
+            raw = b""
+            try:
+                im = dv.login()
+                im.select("Replies", readonly=True)
+                typ, data = im.fetch("1", "(BODY.PEEK[])")
+                raw = data[0][1] if typ == "OK" else b""
+                im.logout()
+            except Exception as e:          # noqa: BLE001
+                tap.diag("imap: %s" % e)
+            msg = email.message_from_bytes(raw, policy=email.policy.default)
+            tap.is_eq(str(msg["Subject"]), "Reply from patient P%d on letter "
+                      "L%d" % (p["patient"], lid),
+                      "append: the forward's subject")
+            tap.is_eq(str(msg["Auto-Submitted"]), "auto-generated",
+                      "append: auto-generated")
+            tap.ok(part_bytes(msg, "original-message.eml") == RAW and
+                   part_bytes(msg, "photo of rash.jpg") == ATT,
+                   "append: the original and the attachment byte for byte")
+            tap.ok(CANARY not in r.stderr, "append: no content in the log")
 except Exception as e:          # a broken rig or daemon: say so, fail
     tap.ok(False, "unexpected error: %s" % e)
     if d is not None:
