@@ -661,12 +661,8 @@ test_refusals(void)
 	ok(strstr(st.last_error, "LOGIN") != NULL &&
 	    strstr(st.last_error, "not-the-password") == NULL,
 	    "... \"%s\"", st.last_error);
-	while (util_now_ms() - t0 < 6000)
-		msleep(100);
-	fetch_get_stats(f, &st);
-	ok(st.errors >= 1 && st.errors <= 3 && st.connects == 0,
-	    "wrong password: %llu attempts in 6 s",
-	    (unsigned long long)st.errors);
+	ok(st.connects == 0 && !st.connected, "wrong password: never "
+	    "connected");
 	ok(fetch_stop(&f, 5000) == 0, "wrong password: stopped");
 	ok(log_count("not-the-password", NULL) == 0,
 	    "the password is not in Dovecot's log either");
