@@ -1,8 +1,8 @@
 /*
  * queue.c - the delivery scheduler: claims due deliveries, hands them to
  * relay workers, commits their outcome with the failsafe's side effects,
- * sends alerts and webhook callbacks, and applies bounces.  See queue.h
- * for the shape.
+ * sends alerts, reply mails and webhook callbacks, and applies bounces.
+ * See queue.h for the shape.
  *
  * Locking: one mutex (q->mu) guards every list and counter below; three
  * condition variables wake the scheduler, the relay workers and the
@@ -10,8 +10,17 @@
  * owned by whichever list holds it, or by the thread that took it.
  *
  * Content in clear exists only inside a relay worker, between decrypting
- * the sealed letter and sending the built message: the plaintext, the
- * document and the message are wiped when freed.
+ * the sealed letter (or reply) and sending the built message: the
+ * plaintext, the document and the message are wiped when freed.
+ *
+ * Reply mails (replymail.h) go through the same workers and sessions as
+ * alerts.  Envelope senders: an ack or contact is an automatic reply to
+ * the patient, sent with the null sender <> (RFC 3834 section 3.3, so
+ * that nothing answers it back); a forward, red flag or quarantine alert
+ * goes out with the practice's failsafe address as its sender (<> when
+ * there is none), so that a late bounce of a mail the practice depends
+ * on reaches a person instead of vanishing.  Their bounce address is not
+ * a bounce+ token: a bounce must never be taken for the patient letter's.
  */
 #include "build.h"
 
@@ -36,6 +45,7 @@
 #include "log.h"
 #include "mime.h"
 #include "queue.h"
+#include "replymail.h"
 #include "sandbox.h"
 #include "store.h"
 #include "token.h"
@@ -50,12 +60,19 @@
 #define QUEUE_CALLBACK_MAX	16
 #define QUEUE_CALLBACK_TRIES	10	/* then the callback is "failed" */
 #define QUEUE_ALERT_TRIES	20
+#define QUEUE_RMAIL_MAX		8	/* reply mails per claim (a forward
+					   holds a whole sealed reply) */
+#define QUEUE_AUTOREPLY_TRIES	20	/* then an ack/contact is "failed";
+					   forwards and alerts about replies
+					   keep trying (retry_max apart) */
 #define QUEUE_CONFIG_ALERT_GAP	3600	/* one TLS/AUTH alert an hour */
 #define QUEUE_BOUNCE_GRACE	(30 * 86400)	/* bounce token outlives the
 						   delivery by this */
 
 /* The reason of a delivery waiting for a smarthost to be configured. */
 #define QUEUE_NO_RELAY		"waiting: no smarthost configured ([relay] host)"
+#define QUEUE_NO_IMAP		"waiting: no IMAP server configured for " \
+				"append ([imap] host)"
 
 #define QUEUE_SAFETY_TEXT						\
 	"This mailbox is not for emergencies. If you need urgent medical "	\
@@ -64,7 +81,8 @@
 enum qjob_kind {
 	QJ_LETTER,
 	QJ_ALERT,
-	QJ_CALLBACK
+	QJ_CALLBACK,
+	QJ_RMAIL
 };
 
 /* A unit of work for a worker, and its result. */
@@ -73,6 +91,7 @@ struct qjob {
 	struct store_claim	 claim;		/* QJ_LETTER */
 	struct store_alert	 alert;		/* QJ_ALERT */
 	struct store_callback	 cb;		/* QJ_CALLBACK */
+	struct store_reply_mail	 rmail;		/* QJ_RMAIL */
 
 	/* routing copied from the records when the job was made */
 	char			*practice_name;
@@ -84,6 +103,13 @@ struct qjob {
 	size_t			 archive_wrapped_len;
 	char			*patient_name;
 	char			*to;		/* the address used */
+	/* QJ_RMAIL: what replymail_build() needs beyond the row */
+	char			*postal_address;
+	char			*envfrom;	/* envelope sender, "" = <> */
+	char			*forwarded_to;
+	int			 quarantined;
+	int64_t			 received;
+	int			 shared;
 
 	/* result */
 	enum relay_result	 rr;
@@ -127,6 +153,9 @@ struct queue {
 	char			*s_database, *s_host, *s_tls_name, *s_ca;
 	char			*s_user, *s_pass, *s_helo, *s_program;
 	char			*s_cb_ca;
+	char			*s_fwd, *s_imap_host, *s_imap_tls_name;
+	char			*s_imap_ca, *s_imap_user, *s_imap_pass;
+	char			*s_imap_folder;
 	struct store		*store;		/* scheduler thread's */
 	struct token_keys	 tkeys;
 
@@ -139,8 +168,10 @@ struct queue {
 	struct qjob		*results, **results_tail;
 	struct queue_bounce	*bounces_in, *bounces_done;
 	size_t			 in_flight;	/* letters claimed, unsettled */
-	size_t			 in_flight_bytes; /* their sealed sizes */
+	size_t			 in_flight_bytes; /* their sealed sizes, and
+						   the reply mails' */
 	size_t			 alerts_in_flight, cbs_in_flight;
+	size_t			 rmails_in_flight;
 	struct relay_conn	**conns;	/* per worker, for cancel */
 	int			 workers_alive;
 
@@ -168,6 +199,18 @@ static void	 qjob_free(struct qjob *);
 static void	 queue_push(struct qjob **, struct qjob ***, struct qjob *);
 static void	 queue_push_urgent(struct queue *, struct qjob *);
 static struct qjob *queue_pop(struct qjob **, struct qjob ***);
+static int	 qjob_urgent(const struct qjob *);
+static int	 queue_archive_open(struct queue *, struct queue_keys *,
+		    int64_t, const unsigned char *, size_t,
+		    const unsigned char *, size_t, unsigned char **, size_t *,
+		    char *, size_t);
+static int	 queue_build_rmail(struct queue *, struct queue_keys *,
+		    struct qjob *, struct mime_msg *, char *, size_t);
+static void	 queue_rmail_one(struct queue *, struct queue_keys *,
+		    struct relay_conn **, struct qjob *);
+static void	 queue_settle_rmail(struct queue *, struct qjob *, int64_t);
+static int	 queue_prepare_rmail(struct queue *, struct qjob *,
+		    int64_t);
 
 /* --- backoff -------------------------------------------------------------- */
 
@@ -214,14 +257,21 @@ queue_pop(struct qjob **head, struct qjob ***tail)
 	return j;
 }
 
-/* Before the routine letters waiting, after the urgent ones. */
+/* An urgent letter, or a reply mail about an urgent reply? */
+static int
+qjob_urgent(const struct qjob *j)
+{
+	return (j->kind == QJ_LETTER && j->claim.priority > 0) ||
+	    (j->kind == QJ_RMAIL && j->rmail.urgent);
+}
+
+/* Before the routine work waiting, after the urgent work. */
 static void
 queue_push_urgent(struct queue *q, struct qjob *j)
 {
 	struct qjob	**pp = &q->relay_jobs;
 
-	while (*pp != NULL && (*pp)->kind == QJ_LETTER &&
-	    (*pp)->claim.priority > 0)
+	while (*pp != NULL && qjob_urgent(*pp))
 		pp = &(*pp)->next;
 	j->next = *pp;
 	*pp = j;
@@ -248,6 +298,16 @@ qjob_free(struct qjob *j)
 		free(j->cb.token);
 	}
 	free(j->cb.payload);
+	free(j->rmail.to);
+	free(j->rmail.message_id);
+	free(j->rmail.in_reply_to);
+	if (j->rmail.sealed != NULL) {
+		hash_wipe(j->rmail.sealed, j->rmail.sealed_len);
+		free(j->rmail.sealed);
+	}
+	free(j->postal_address);
+	free(j->envfrom);
+	free(j->forwarded_to);
 	free(j->practice_name);
 	free(j->practice_domain);
 	free(j->reply_domain);
@@ -283,27 +343,28 @@ queue_add_safety(struct letter_doc *doc)
 	}
 }
 
-/* Decrypt the sealed letter with the practice archive identity. */
+/*
+ * Decrypt a sealed blob with the practice archive identity, unwrapped
+ * once per worker and kept (struct queue_keys).  0 and the plaintext
+ * (age_free_plaintext), or -1 and a reason naming `what'.
+ */
 static int
-queue_open_letter(struct queue *q, struct queue_keys *wk, struct qjob *j,
-    struct letter_doc **doc, char *err, size_t errsz)
+queue_archive_open(struct queue *q, struct queue_keys *wk, int64_t practice_id,
+    const unsigned char *wrapped, size_t wrapped_len,
+    const unsigned char *sealed, size_t sealed_len, unsigned char **pt,
+    size_t *ptlen, char *err, size_t errsz)
 {
 	struct queue_key	*key = NULL;
 	struct age_identity	 id;
-	struct letter_error	 lerr;
 	const char		*error = NULL;
-	unsigned char		*pt = NULL;
-	size_t			 ptlen = 0;
 	char			 ad[64];
 	enum age_status		 as;
 	size_t			 i;
-	int			 rc = -1;
 
 	for (i = 0; i < QUEUE_KEYS; i++) {
-		if (wk->k[i].practice_id == j->claim.practice_id &&
-		    wk->k[i].wrapped_len == j->archive_wrapped_len &&
-		    memcmp(wk->k[i].wrapped, j->archive_wrapped,
-		    j->archive_wrapped_len) == 0) {
+		if (wk->k[i].practice_id == practice_id &&
+		    wk->k[i].wrapped_len == wrapped_len &&
+		    memcmp(wk->k[i].wrapped, wrapped, wrapped_len) == 0) {
 			key = &wk->k[i];
 			break;
 		}
@@ -314,25 +375,45 @@ queue_open_letter(struct queue *q, struct queue_keys *wk, struct qjob *j,
 		keyring_secret_free(&key->sec);
 		key->practice_id = 0;
 		snprintf(ad, sizeof(ad), "practice:%lld",
-		    (long long)j->claim.practice_id);
-		if (keyring_identity_unwrap(q->p.keyring, ad,
-		    j->archive_wrapped, j->archive_wrapped_len, &key->sec,
-		    &error) != 0) {
+		    (long long)practice_id);
+		if (keyring_identity_unwrap(q->p.keyring, ad, wrapped,
+		    wrapped_len, &key->sec, &error) != 0) {
 			snprintf(err, errsz, "archive identity: %s", error);
 			return -1;
 		}
-		key->practice_id = j->claim.practice_id;
-		memcpy(key->wrapped, j->archive_wrapped,
-		    j->archive_wrapped_len);
-		key->wrapped_len = j->archive_wrapped_len;
+		key->practice_id = practice_id;
+		memcpy(key->wrapped, wrapped, wrapped_len);
+		key->wrapped_len = wrapped_len;
 	}
 	memset(&id, 0, sizeof(id));
 	id.type = AGE_IDENTITY_X25519;
 	id.x25519_sk = key->sec.key;
-	as = age_decrypt(&id, 1, j->claim.sealed, j->claim.sealed_len, 0,
-	    &pt, &ptlen, &error);
+	as = age_decrypt(&id, 1, sealed, sealed_len, 0, pt, ptlen, &error);
 	if (as != AGE_OK) {
-		snprintf(err, errsz, "sealed letter: %s", age_status_name(as));
+		snprintf(err, errsz, "%s", age_status_name(as));
+		return -1;
+	}
+	return 0;
+}
+
+/* Decrypt the sealed letter with the practice archive identity. */
+static int
+queue_open_letter(struct queue *q, struct queue_keys *wk, struct qjob *j,
+    struct letter_doc **doc, char *err, size_t errsz)
+{
+	struct letter_error	 lerr;
+	unsigned char		*pt = NULL;
+	size_t			 ptlen = 0;
+	char			 why[128];
+	int			 rc = -1;
+
+	if (queue_archive_open(q, wk, j->claim.practice_id,
+	    j->archive_wrapped, j->archive_wrapped_len, j->claim.sealed,
+	    j->claim.sealed_len, &pt, &ptlen, why, sizeof(why)) != 0) {
+		if (strncmp(why, "archive identity", 16) == 0)
+			snprintf(err, errsz, "%s", why);
+		else
+			snprintf(err, errsz, "sealed letter: %s", why);
 		return -1;
 	}
 	if (letter_doc_parse((const char *)pt, ptlen, doc, &lerr) != 0)
@@ -497,12 +578,124 @@ queue_build_alert(struct qjob *j, struct mime_msg *msg, char *err,
 	return rc == 0 ? 0 : -1;
 }
 
+/*
+ * A mail a reply caused (replymail.h).  A forward or append opens the
+ * sealed reply with the practice archive identity; the other kinds never
+ * touch it.
+ */
+static int
+queue_build_rmail(struct queue *q, struct queue_keys *wk, struct qjob *j,
+    struct mime_msg *msg, char *err, size_t errsz)
+{
+	struct store_reply_mail	*m = &j->rmail;
+	struct replymail_doc	*doc = NULL;
+	struct replymail_in	 in;
+	const char		*error = NULL;
+	unsigned char		*pt = NULL;
+	size_t			 ptlen = 0;
+	char			 why[128];
+	int			 rc = -1;
+
+	if (strcmp(m->kind, STORE_RM_FORWARD) == 0 ||
+	    strcmp(m->kind, STORE_RM_APPEND) == 0) {
+		if (m->sealed == NULL || queue_archive_open(q, wk,
+		    m->practice_id, j->archive_wrapped,
+		    j->archive_wrapped_len, m->sealed, m->sealed_len, &pt,
+		    &ptlen, why, sizeof(why)) != 0) {
+			snprintf(err, errsz, "sealed reply: %s",
+			    m->sealed == NULL ? "missing" : why);
+			return -1;
+		}
+		if (replymail_doc_parse((const char *)pt, ptlen, &doc,
+		    &error) != 0) {
+			snprintf(err, errsz, "%s", error);
+			goto out;
+		}
+	}
+	memset(&in, 0, sizeof(in));
+	in.mail = m;
+	in.practice_name = j->practice_name;
+	in.practice_domain = j->practice_domain;
+	in.phone = j->practice_phone;
+	in.postal_address = j->postal_address;
+	in.received = j->received;
+	in.shared = j->shared;
+	in.forwarded_to = j->forwarded_to;
+	in.quarantined = j->quarantined;
+	in.doc = doc;
+	in.date = time(NULL);
+	if (replymail_build(&in, msg, &error) != 0) {
+		snprintf(err, errsz, "build: %s", error);
+		goto out;
+	}
+	rc = 0;
+out:
+	replymail_doc_free(&doc);
+	if (pt != NULL)
+		age_free_plaintext(&pt, ptlen);
+	return rc;
+}
+
 /* --- relay workers -------------------------------------------------------- */
 
 struct worker_arg {
 	struct queue	*q;
 	int		 n;
 };
+
+/*
+ * Send one reply mail: SMTP over the worker's session, or IMAP APPEND
+ * for kind "append".  The result is put the way relay_send() puts it.
+ */
+static void
+queue_rmail_one(struct queue *q, struct queue_keys *wk,
+    struct relay_conn **conn, struct qjob *j)
+{
+	struct mime_msg		 msg;
+	struct relay_rcpt	 rc;
+	struct relay_msg	 m;
+	int			 append, temporary = 0;
+
+	memset(&msg, 0, sizeof(msg));
+	memset(&rc, 0, sizeof(rc));
+	append = strcmp(j->rmail.kind, STORE_RM_APPEND) == 0;
+	if (append ? q->p.imap_server.host == NULL ||
+	    q->p.imap_append_folder == NULL : !q->p.relay_enabled) {
+		j->rr = RELAY_TEMPFAIL;
+		snprintf(j->err, sizeof(j->err), "%s",
+		    append ? QUEUE_NO_IMAP : QUEUE_NO_RELAY);
+		return;
+	}
+	if (queue_build_rmail(q, wk, j, &msg, j->err, sizeof(j->err)) != 0) {
+		j->rr = RELAY_INPUT;
+		return;
+	}
+	if (append) {
+		/* No envelope: the message goes into the practice's folder. */
+		if (fetch_append(&q->p.imap_server, q->p.imap_append_folder,
+		    msg.data, msg.len, &temporary, j->err,
+		    sizeof(j->err)) == 0) {
+			j->rr = RELAY_OK;
+			j->code = 250;
+			snprintf(j->text, sizeof(j->text), "appended to %s",
+			    q->p.imap_append_folder);
+		} else
+			j->rr = temporary ? RELAY_TEMPFAIL : RELAY_PERMFAIL;
+		mime_msg_clear(&msg);
+		return;
+	}
+	rc.addr = j->to;
+	m.from = j->envfrom;
+	m.rcpts = &rc;
+	m.nrcpts = 1;
+	m.data = msg.data;
+	m.len = msg.len;
+	j->rr = relay_send(conn, &q->p.relay, &m, j->err, sizeof(j->err));
+	j->code = rc.code;
+	strlcpy_sp(j->status, rc.status, sizeof(j->status));
+	strlcpy_sp(j->text, rc.text, sizeof(j->text));
+	mime_msg_clear(&msg);
+}
 
 static void
 queue_relay_one(struct queue *q, struct queue_keys *wk,
@@ -514,6 +707,10 @@ queue_relay_one(struct queue *q, struct queue_keys *wk,
 	char			 envfrom[TOKEN_LOCAL_BUFSZ + 256];
 	int			 built;
 
+	if (j->kind == QJ_RMAIL) {
+		queue_rmail_one(q, wk, conn, j);
+		return;
+	}
 	memset(&msg, 0, sizeof(msg));
 	memset(&rc, 0, sizeof(rc));
 	envfrom[0] = '\0';
@@ -889,6 +1086,140 @@ queue_settle_alert(struct queue *q, struct qjob *j, int64_t now)
 		    error);
 }
 
+/* The outcome of a reply mail (scheduler thread). */
+static void
+queue_settle_rmail(struct queue *q, struct qjob *j, int64_t now)
+{
+	struct store_reply_mail	*m = &j->rmail;
+	const char		*error = NULL, *state;
+	int64_t			 next = 0;
+	char			 why[256];
+	int			 autoreply, permanent;
+
+	if (j->code > 0)
+		snprintf(why, sizeof(why), "%d %s", j->code, j->text);
+	else
+		strlcpy_sp(why, j->err, sizeof(why));
+	autoreply = strcmp(m->kind, STORE_RM_ACK) == 0 ||
+	    strcmp(m->kind, STORE_RM_CONTACT) == 0;
+	permanent = !j->requeue && (j->rr == RELAY_INPUT ||
+	    j->rr == RELAY_PERMFAIL || j->code >= 500);
+	if (!j->requeue && j->rr == RELAY_OK && j->code >= 200 &&
+	    j->code < 300) {
+		state = "sent";
+		q->st.reply_mails_sent++;
+		log_info("reply-mail=%lld reply=%lld letter=%lld %s sent: %s",
+		    (long long)m->id, (long long)m->reply_id,
+		    (long long)m->letter_id, m->kind, why);
+	} else if (permanent || (autoreply &&
+	    m->attempts >= QUEUE_AUTOREPLY_TRIES)) {
+		/*
+		 * The store has no alert row for a reply mail: the log is
+		 * where a failed forward shows (the reply itself is filed).
+		 */
+		state = "failed";
+		q->st.reply_mails_failed++;
+		log_warnx("reply-mail=%lld reply=%lld letter=%lld %s failed "
+		    "after %d attempt%s: %s%s", (long long)m->id,
+		    (long long)m->reply_id, (long long)m->letter_id, m->kind,
+		    m->attempts, m->attempts == 1 ? "" : "s", why,
+		    strcmp(m->kind, STORE_RM_FORWARD) == 0 ||
+		    strcmp(m->kind, STORE_RM_APPEND) == 0 ?
+		    " (the reply is stored but did not reach the clinician)" :
+		    "");
+	} else {
+		state = "queued";
+		next = j->requeue ? now : now + queue_backoff(m->attempts,
+		    q->p.retry_first, q->p.retry_max);
+		q->st.reply_mails_deferred++;
+		log_info("reply-mail=%lld reply=%lld %s deferred: %s",
+		    (long long)m->id, (long long)m->reply_id, m->kind, why);
+	}
+	if (store_reply_mail_done(q->store, m->id, state, next, why,
+	    &error) != STORE_OK)
+		log_warnx("queue: reply mail %lld: %s", (long long)m->id,
+		    error);
+}
+
+/*
+ * Routing for a claimed reply mail, from the records as they are now:
+ * 0 when it goes to a worker, -1 when it was settled here.
+ */
+static int
+queue_prepare_rmail(struct queue *q, struct qjob *j, int64_t now)
+{
+	struct store_reply_mail	*m = &j->rmail;
+	struct store_practice	*pr = NULL;
+	struct store_clinician	*cl = NULL;
+	struct store_reply	 r;
+	const char		*error = NULL, *fwd;
+	int			 content, autoreply, rc = -1;
+
+	content = strcmp(m->kind, STORE_RM_FORWARD) == 0 ||
+	    strcmp(m->kind, STORE_RM_APPEND) == 0;
+	autoreply = strcmp(m->kind, STORE_RM_ACK) == 0 ||
+	    strcmp(m->kind, STORE_RM_CONTACT) == 0;
+	memset(&r, 0, sizeof(r));
+	if (store_practice_get(q->store, m->practice_id, &pr, &error) !=
+	    STORE_OK || (!autoreply && store_reply_get(q->store, m->reply_id,
+	    &r, &error) != STORE_OK)) {
+		/* The store is unwell: try again later. */
+		j->rr = RELAY_TEMPFAIL;
+		snprintf(j->err, sizeof(j->err), "store: %s",
+		    error ? error : "record missing");
+		goto settle;
+	}
+	if (content && (pr->archive_wrapped_len == 0 ||
+	    pr->archive_wrapped_len > sizeof(j->archive_wrapped))) {
+		j->rr = RELAY_INPUT;
+		snprintf(j->err, sizeof(j->err), "the practice has no archive "
+		    "identity");
+		goto settle;
+	}
+	j->practice_name = xstrdup(pr->name);
+	j->practice_domain = xstrdup(pr->domain);
+	j->practice_phone = pr->phone ? xstrdup(pr->phone) : NULL;
+	j->postal_address = pr->postal_address ?
+	    xstrdup(pr->postal_address) : NULL;
+	if (content) {
+		memcpy(j->archive_wrapped, pr->archive_wrapped,
+		    pr->archive_wrapped_len);
+		j->archive_wrapped_len = pr->archive_wrapped_len;
+	}
+	/* See the top of the file for the envelope senders. */
+	j->envfrom = xstrdup(!autoreply && pr->failsafe_email != NULL ?
+	    pr->failsafe_email : "");
+	j->to = m->to != NULL ? xstrdup(m->to) : NULL;
+	j->received = r.received;
+	j->shared = r.shared;
+	if (strcmp(m->kind, STORE_RM_REDFLAG) == 0) {
+		fwd = q->p.reply_forward != NULL ? q->p.reply_forward : "smtp";
+		if (strcmp(r.state, STORE_RS_QUARANTINED) == 0)
+			j->quarantined = 1;
+		else if (strcmp(fwd, "none") == 0)
+			;	/* filed, not forwarded: replymail says so */
+		else if (strcmp(fwd, "imap") == 0)
+			xasprintf(&j->forwarded_to, "the shared IMAP folder %s",
+			    q->p.imap_append_folder ? q->p.imap_append_folder :
+			    "(not configured)");
+		else if (r.clinician_id > 0 && store_clinician_get(q->store,
+		    r.clinician_id, &cl, &error) == STORE_OK && cl->active)
+			xasprintf(&j->forwarded_to, "%s (C%lld)", cl->name,
+			    (long long)cl->id);
+		else
+			j->forwarded_to = xstrdup("the practice team address");
+		store_clinician_free(&cl);
+	}
+	rc = 0;
+	goto out;
+settle:
+	queue_settle_rmail(q, j, now);
+out:
+	store_practice_free(&pr);
+	hash_wipe(&r, sizeof(r));
+	return rc;
+}
+
 static void
 queue_settle_cb(struct queue *q, struct qjob *j, int64_t now)
 {
@@ -1079,13 +1410,15 @@ queue_dispatch(struct queue *q, struct qbatch *b, int64_t now)
 	struct store_claim	*claims = NULL;
 	struct store_alert	*alerts = NULL;
 	struct store_callback	*cbs = NULL;
+	struct store_reply_mail	*rmails = NULL;
 	struct store_practice	*pr = NULL;
 	const char		*error = NULL;
 	size_t			 n = 0, i, room, max_new, max_retry, nnew;
 	struct qjob		*j, *ready = NULL, **rtail = &ready;
 	struct qjob		*cready = NULL, **ctail = &cready;
 	size_t			 nletters = 0, nalerts = 0, ncbs = 0;
-	int			 alert_room, cb_room;
+	size_t			 nrmails = 0;
+	int			 alert_room, cb_room, rmail_room;
 
 	pthread_mutex_lock(&q->mu);
 	room = (size_t)q->p.max_active > q->in_flight ?
@@ -1098,6 +1431,9 @@ queue_dispatch(struct queue *q, struct qbatch *b, int64_t now)
 	pthread_mutex_lock(&q->mu);
 	alert_room = q->alerts_in_flight < QUEUE_ALERT_MAX * 2;
 	cb_room = q->cbs_in_flight < QUEUE_CALLBACK_MAX * 2;
+	/* Forwards carry sealed replies: the letters' byte bound holds. */
+	rmail_room = q->rmails_in_flight < QUEUE_RMAIL_MAX * 2 &&
+	    q->in_flight_bytes < QUEUE_BYTES_MAX;
 	pthread_mutex_unlock(&q->mu);
 
 	/*
@@ -1164,6 +1500,32 @@ queue_dispatch(struct queue *q, struct qbatch *b, int64_t now)
 	}
 	store_alerts_free(&alerts, n);
 
+	/*
+	 * Reply mails, urgent first.  Without a smarthost (and no IMAP
+	 * server for appends) they wait queued, like the alerts.
+	 */
+	n = 0;
+	if (rmail_room && (q->p.relay_enabled ||
+	    q->p.imap_server.host != NULL) && store_reply_mails_claim(q->store,
+	    now, QUEUE_RMAIL_MAX, &rmails, &n, &error) != STORE_OK) {
+		log_warnx("queue: reply mails: %s", error);
+		n = 0;
+	}
+	for (i = 0; i < n; i++) {
+		j = xcalloc(1, sizeof(*j));
+		j->kind = QJ_RMAIL;
+		j->rmail = rmails[i];
+		memset(&rmails[i], 0, sizeof(rmails[i]));
+		if (queue_prepare_rmail(q, j, now) != 0) {
+			qjob_free(j);
+			continue;
+		}
+		*rtail = j;
+		rtail = &j->next;
+		nrmails++;
+	}
+	store_reply_mails_free(&rmails, n);
+
 	n = 0;
 	if (cb_room && store_callbacks_claim(q->store, now,
 	    QUEUE_CALLBACK_MAX, &cbs, &n, &error) != STORE_OK) {
@@ -1188,12 +1550,15 @@ queue_dispatch(struct queue *q, struct qbatch *b, int64_t now)
 	q->in_flight += nletters;
 	q->alerts_in_flight += nalerts;
 	q->cbs_in_flight += ncbs;
+	q->rmails_in_flight += nrmails;
 	while ((j = ready) != NULL) {
 		ready = j->next;
 		if (j->kind == QJ_LETTER)
 			q->in_flight_bytes += j->claim.sealed_len;
-		/* An urgent letter goes before the routine ones waiting. */
-		if (j->kind == QJ_LETTER && j->claim.priority > 0)
+		else if (j->kind == QJ_RMAIL)
+			q->in_flight_bytes += j->rmail.sealed_len;
+		/* Urgent work goes before the routine work waiting. */
+		if (qjob_urgent(j))
 			queue_push_urgent(q, j);
 		else
 			queue_push(&q->relay_jobs, &q->relay_tail, j);
@@ -1361,13 +1726,18 @@ queue_sched_main(void *arg)
 				queue_settle_alert(q, j, now);
 			else if (j->kind == QJ_CALLBACK)
 				queue_settle_cb(q, j, now);
+			else if (j->kind == QJ_RMAIL)
+				queue_settle_rmail(q, j, now);
 			pthread_mutex_lock(&q->mu);
 			if (j->kind == QJ_LETTER) {
 				q->in_flight--;
 				q->in_flight_bytes -= j->claim.sealed_len;
 			} else if (j->kind == QJ_ALERT)
 				q->alerts_in_flight--;
-			else
+			else if (j->kind == QJ_RMAIL) {
+				q->rmails_in_flight--;
+				q->in_flight_bytes -= j->rmail.sealed_len;
+			} else
 				q->cbs_in_flight--;
 			pthread_mutex_unlock(&q->mu);
 			qjob_free(j);
@@ -1455,6 +1825,16 @@ queue_free(struct queue *q)
 	free(q->s_helo);
 	free(q->s_program);
 	free(q->s_cb_ca);
+	free(q->s_fwd);
+	free(q->s_imap_host);
+	free(q->s_imap_tls_name);
+	free(q->s_imap_ca);
+	free(q->s_imap_user);
+	if (q->s_imap_pass != NULL) {
+		hash_wipe(q->s_imap_pass, strlen(q->s_imap_pass));
+		free(q->s_imap_pass);
+	}
+	free(q->s_imap_folder);
 	free(q);
 }
 
@@ -1465,7 +1845,7 @@ queue_start(struct event_base *base, const struct queue_params *p,
 	struct queue		*q;
 	struct sandbox_params	 sp;
 	struct worker_arg	*wa;
-	int64_t			 n = 0;
+	int64_t			 n = 0, rn = 0;
 	int			 i;
 
 	*qp = NULL;
@@ -1486,6 +1866,13 @@ queue_start(struct event_base *base, const struct queue_params *p,
 	DUP(relay.helo_name, s_helo);
 	DUP(parse_program, s_program);
 	DUP(webhook.ca_file, s_cb_ca);
+	DUP(reply_forward, s_fwd);
+	DUP(imap_server.host, s_imap_host);
+	DUP(imap_server.tls_name, s_imap_tls_name);
+	DUP(imap_server.ca_file, s_imap_ca);
+	DUP(imap_server.username, s_imap_user);
+	DUP(imap_server.password, s_imap_pass);
+	DUP(imap_append_folder, s_imap_folder);
 #undef DUP
 	if (q->p.pool_size < 1)
 		q->p.pool_size = 1;
@@ -1501,6 +1888,11 @@ queue_start(struct event_base *base, const struct queue_params *p,
 		goto fail;
 	if (store_deliveries_recover(q->store, &n, error_r) != STORE_OK)
 		goto fail;
+	if (store_reply_mails_recover(q->store, &rn, error_r) != STORE_OK)
+		goto fail;
+	if (rn > 0)
+		log_warnx("queue: %lld reply mails were being sent when the "
+		    "daemon stopped; they are queued again", (long long)rn);
 	if (q->p.relay_enabled) {
 		int64_t	 w = 0;
 
@@ -1623,6 +2015,7 @@ queue_get_stats(struct queue *q, struct queue_stats *st)
 	pthread_mutex_lock(&q->mu);
 	*st = q->st;
 	st->in_flight = q->in_flight;
+	st->reply_mails_in_flight = q->rmails_in_flight;
 	pthread_mutex_unlock(&q->mu);
 }
 

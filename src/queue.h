@@ -13,6 +13,10 @@
  *     transaction: sent / deferred (backoff with jitter) / failed /
  *     expired, with the failsafe's paper row, alert and callback rows
  *     claim alerts ------------> relay workers (alert mails, no content)
+ *     claim reply mails -------> relay workers (replymail.h: forwards
+ *     (urgent first)              decrypted with the archive identity,
+ *                                 acks, red flags; an append goes by
+ *                                 IMAP APPEND instead of SMTP)
  *     claim callbacks ---------> callback worker (libcurl, webhook.h)
  *     parse bounces (sandbox) -> failed + failsafe, answer on the loop
  *
@@ -38,6 +42,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fetch.h"
 #include "relay.h"
 #include "webhook.h"
 
@@ -61,12 +66,24 @@ struct queue_params {
 	int64_t		 parse_memory_limit;
 	int64_t		 parse_timeout;
 	size_t		 max_bounce_size;
+	/*
+	 * Replies (schema 3).  reply_forward: "smtp" (NULL too), "imap" or
+	 * "none", only to say in a red-flag alert where the reply went.
+	 * Reply mails of kind "append" go to imap_append_folder on
+	 * imap_server (host NULL: none configured, they wait).
+	 */
+	const char	*reply_forward;
+	struct fetch_server imap_server;
+	const char	*imap_append_folder;
 };
 
 struct queue_stats {
 	uint64_t	 claimed, sent, deferred, failed, expired, held;
 	uint64_t	 bounced, alerts_sent, callbacks_sent, transactions;
 	uint64_t	 in_flight;
+	/* reply mails (replymail.h) */
+	uint64_t	 reply_mails_sent, reply_mails_deferred;
+	uint64_t	 reply_mails_failed, reply_mails_in_flight;
 };
 
 /* A bounce for a delivery, from the SMTP listener. */
