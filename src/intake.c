@@ -1161,6 +1161,10 @@ intake_process(struct intake *in, const struct intake_msg *msg,
 		else if (msg->raw == NULL)
 			QUARANTINE(&c, "too_large", "message of %zu bytes, "
 			    "over [replies] max_size", msg->len);
+		else if (c.hdr == NULL)
+			QUARANTINE(&c, "header_unusable", "header section "
+			    "unusable (%s): no reply address could be read",
+			    c.hdr_error != NULL ? c.hdr_error : "?");
 		else
 			QUARANTINE(&c, "no_token", "not addressed to a reply "
 			    "address");

@@ -588,8 +588,9 @@ queue_build_rmail(struct queue *q, struct queue_keys *wk, struct qjob *j,
     struct mime_msg *msg, char *err, size_t errsz)
 {
 	struct store_reply_mail	*m = &j->rmail;
-	struct replymail_doc	*doc = NULL;
+	struct reply_doc	*doc = NULL;
 	struct replymail_in	 in;
+	struct letter_error	 lerr;
 	const char		*error = NULL;
 	unsigned char		*pt = NULL;
 	size_t			 ptlen = 0;
@@ -606,9 +607,9 @@ queue_build_rmail(struct queue *q, struct queue_keys *wk, struct qjob *j,
 			    m->sealed == NULL ? "missing" : why);
 			return -1;
 		}
-		if (replymail_doc_parse((const char *)pt, ptlen, &doc,
-		    &error) != 0) {
-			snprintf(err, errsz, "%s", error);
+		if (reply_doc_parse((const char *)pt, ptlen, &doc,
+		    &lerr) != 0) {
+			snprintf(err, errsz, "reply document: %s", lerr.code);
 			goto out;
 		}
 	}
@@ -630,7 +631,7 @@ queue_build_rmail(struct queue *q, struct queue_keys *wk, struct qjob *j,
 	}
 	rc = 0;
 out:
-	replymail_doc_free(&doc);
+	reply_doc_free(&doc);
 	if (pt != NULL)
 		age_free_plaintext(&pt, ptlen);
 	return rc;

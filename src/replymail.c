@@ -3,8 +3,7 @@
  * ack, contact, redflag and quarantine, built with mime_build(); and the
  * sealed reply document "sealpost-reply/1" parsed and serialised.
  *
- * Public: replymail_build, replymail_auto_submitted, replymail_doc_parse,
- * replymail_doc_serialize, replymail_doc_free.
+ * Public: replymail_build, replymail_auto_submitted.
  *
  * What reaches whom (the rule the tests hold it to): only a forward (or
  * append) carries content, and only in its body and attachments.  Every
@@ -20,7 +19,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <jansson.h>
 
 #include "hash.h"
 #include "letter.h"
@@ -66,12 +64,6 @@ static int	 rm_msgid_ok(const char *);
 static char	*rm_filename(const char *, size_t);
 static int	 rm_ctype_ok(const char *);
 static void	 rm_wipe_free(char *);
-static int	 rm_known_keys(json_t *, const char *const *);
-static int	 rm_get_string(json_t *, const char *, char **);
-static int	 rm_get_b64(json_t *, const char *, unsigned char **,
-		    size_t *);
-static json_t	*rm_json_string(const char *);
-static json_t	*rm_json_b64(const unsigned char *, size_t);
 
 /* --- building ------------------------------------------------------------- */
 
@@ -205,7 +197,9 @@ rm_forward(const struct replymail_in *in, struct rm_fwd *f, char **subjectp,
     const char **error_r)
 {
 	const struct store_reply_mail *m = in->mail;
-	const struct replymail_doc *d = in->doc;
+	const struct reply_doc	*d = in->doc;
+	const struct letter_doc	*c;
+	static const struct letter_doc none;	/* an unparsed message */
 	struct letter_attachment *a;
 	char			 who[48], thread[48], when[48], sender[200];
 	char			 removed[80], *psubj, *p;
@@ -215,6 +209,7 @@ rm_forward(const struct replymail_in *in, struct rm_fwd *f, char **subjectp,
 		*error_r = "replymail: a forward needs the reply document";
 		return -1;
 	}
+	c = d->content != NULL ? d->content : &none;
 	if (m->patient_id > 0)
 		snprintf(who, sizeof(who), "patient P%lld",
 		    (long long)m->patient_id);
@@ -244,7 +239,7 @@ rm_forward(const struct replymail_in *in, struct rm_fwd *f, char **subjectp,
 	 * The patient's subject is the sender's bytes: on one line, so that
 	 * it cannot pose as a line of the header block.
 	 */
-	psubj = xstrdup(d->subject != NULL ? d->subject : "");
+	psubj = xstrdup(c->subject != NULL ? c->subject : "");
 	for (p = psubj; *p != '\0'; p++) {
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			*p = ' ';
@@ -278,19 +273,19 @@ rm_forward(const struct replymail_in *in, struct rm_fwd *f, char **subjectp,
 	    psubj, removed,
 	    d->new_text != NULL && *d->new_text != '\0' ? d->new_text :
 	    "(no new text: see the original message)",
-	    d->natt, RM_ORIGINAL_NAME);
+	    c->natt, RM_ORIGINAL_NAME);
 	rm_wipe_free(psubj);
 
-	f->att = xcalloc(d->natt + 1, sizeof(*f->att));
-	f->names = xcalloc(d->natt + 1, sizeof(*f->names));
-	for (i = 0; i < d->natt; i++) {
+	f->att = xcalloc(c->natt + 1, sizeof(*f->att));
+	f->names = xcalloc(c->natt + 1, sizeof(*f->names));
+	for (i = 0; i < c->natt; i++) {
 		a = &f->att[f->n];
-		f->names[f->n] = rm_filename(d->att[i].filename, i + 1);
+		f->names[f->n] = rm_filename(c->att[i].filename, i + 1);
 		a->filename = f->names[f->n];
-		a->content_type = rm_ctype_ok(d->att[i].content_type) ?
-		    d->att[i].content_type : "application/octet-stream";
-		a->data = d->att[i].data;
-		a->len = d->att[i].len;
+		a->content_type = rm_ctype_ok(c->att[i].content_type) ?
+		    c->att[i].content_type : "application/octet-stream";
+		a->data = c->att[i].data;
+		a->len = c->att[i].len;
 		f->n++;
 	}
 	if (d->original != NULL && d->original_len > 0) {
@@ -571,273 +566,4 @@ rm_wipe_free(char *s)
 		return;
 	hash_wipe(s, strlen(s));
 	free(s);
-}
-
-/* --- the sealed document -------------------------------------------------- */
-
-static const char *const rm_doc_keys[] = {
-	"format", "subject", "new_text", "text", "html", "attachments",
-	"removed", "original", NULL
-};
-static const char *const rm_att_keys[] = {
-	"filename", "content_type", "data", NULL
-};
-
-/* Only the keys the format has. */
-static int
-rm_known_keys(json_t *obj, const char *const *known)
-{
-	const char	*key;
-	json_t		*v;
-	size_t		 i;
-
-	json_object_foreach(obj, key, v) {
-		for (i = 0; known[i] != NULL; i++) {
-			if (strcmp(key, known[i]) == 0)
-				break;
-		}
-		if (known[i] == NULL)
-			return -1;
-	}
-	return 0;
-}
-
-/* A string member: 1 and a copy, 0 when absent or null, -1 wrong type. */
-static int
-rm_get_string(json_t *obj, const char *key, char **out)
-{
-	json_t	*v = json_object_get(obj, key);
-
-	*out = NULL;
-	if (v == NULL || json_is_null(v))
-		return 0;
-	if (!json_is_string(v))
-		return -1;
-	*out = xstrndup(json_string_value(v), json_string_length(v));
-	return 1;
-}
-
-/* A base64 string member, decoded. */
-static int
-rm_get_b64(json_t *obj, const char *key, unsigned char **out, size_t *len)
-{
-	json_t	*v = json_object_get(obj, key);
-
-	*out = NULL;
-	*len = 0;
-	if (v == NULL || !json_is_string(v))
-		return -1;
-	return hash_b64_decode(json_string_value(v), json_string_length(v),
-	    out, len);
-}
-
-int
-replymail_doc_parse(const char *json, size_t len, struct replymail_doc **docp,
-    const char **error_r)
-{
-	struct replymail_doc	*d = NULL;
-	json_error_t		 jerr;
-	json_t			*root, *v, *o;
-	const char		*s;
-	size_t			 i, n;
-
-	*docp = NULL;
-	if ((root = json_loadb(json, len, RM_JSON_FLAGS, &jerr)) == NULL) {
-		*error_r = "reply document: not JSON";
-		return -1;
-	}
-	if (!json_is_object(root)) {
-		*error_r = "reply document: not an object";
-		goto fail;
-	}
-	v = json_object_get(root, "format");
-	if (v == NULL || !json_is_string(v) ||
-	    strcmp(json_string_value(v), RM_FORMAT) != 0) {
-		*error_r = "reply document: not " RM_FORMAT;
-		goto fail;
-	}
-	if (rm_known_keys(root, rm_doc_keys) != 0) {
-		*error_r = "reply document: unknown key";
-		goto fail;
-	}
-	d = xcalloc(1, sizeof(*d));
-	if (rm_get_string(root, "subject", &d->subject) < 0 ||
-	    rm_get_string(root, "new_text", &d->new_text) < 0 ||
-	    rm_get_string(root, "text", &d->text) < 0 ||
-	    rm_get_string(root, "html", &d->html) < 0) {
-		*error_r = "reply document: a text field is not a string";
-		goto fail;
-	}
-	if (d->subject == NULL)
-		d->subject = xstrdup("");
-	if (d->new_text == NULL)
-		d->new_text = xstrdup("");
-	if (rm_get_b64(root, "original", &d->original,
-	    &d->original_len) != 0) {
-		*error_r = "reply document: original missing or not base64";
-		goto fail;
-	}
-	v = json_object_get(root, "removed");
-	if (v != NULL && !json_is_null(v)) {
-		if (!json_is_array(v)) {
-			*error_r = "reply document: removed is not an array";
-			goto fail;
-		}
-		json_array_foreach(v, i, o) {
-			if (!json_is_string(o)) {
-				*error_r = "reply document: removed holds a "
-				    "non-string";
-				goto fail;
-			}
-			s = json_string_value(o);
-			if (strcmp(s, "quote") == 0)
-				d->removed |= REPLY_QUOTE;
-			else if (strcmp(s, "signature") == 0)
-				d->removed |= REPLY_SIGNATURE;
-			else if (strcmp(s, "footer") == 0)
-				d->removed |= REPLY_FOOTER;
-			else {
-				*error_r = "reply document: unknown removed "
-				    "value";
-				goto fail;
-			}
-		}
-	}
-	v = json_object_get(root, "attachments");
-	if (v != NULL && !json_is_null(v)) {
-		if (!json_is_array(v)) {
-			*error_r = "reply document: attachments is not an "
-			    "array";
-			goto fail;
-		}
-		n = json_array_size(v);
-		d->att = xcalloc(n > 0 ? n : 1, sizeof(*d->att));
-		json_array_foreach(v, i, o) {
-			struct letter_attachment *a = &d->att[d->natt];
-
-			if (!json_is_object(o) ||
-			    rm_known_keys(o, rm_att_keys) != 0) {
-				*error_r = "reply document: an attachment is "
-				    "not an object of its keys";
-				goto fail;
-			}
-			d->natt++;
-			if (rm_get_string(o, "filename", &a->filename) != 1 ||
-			    rm_get_string(o, "content_type",
-			    &a->content_type) != 1) {
-				*error_r = "reply document: an attachment "
-				    "lacks filename or content_type";
-				goto fail;
-			}
-			if (rm_get_b64(o, "data", &a->data, &a->len) != 0) {
-				*error_r = "reply document: attachment data "
-				    "missing or not base64";
-				goto fail;
-			}
-		}
-	}
-	json_decref(root);
-	*docp = d;
-	return 0;
-fail:
-	json_decref(root);
-	replymail_doc_free(&d);
-	return -1;
-}
-
-/* A string or null; NULL result when s is not UTF-8. */
-static json_t *
-rm_json_string(const char *s)
-{
-	return s == NULL ? json_null() : json_string(s);
-}
-
-/* A base64 string of data, the temporary encoding wiped. */
-static json_t *
-rm_json_b64(const unsigned char *data, size_t len)
-{
-	json_t	*v;
-	char	*b64;
-
-	b64 = hash_b64_encode(data != NULL ? data : (const unsigned char *)"",
-	    len);
-	v = json_string(b64);
-	rm_wipe_free(b64);
-	return v;
-}
-
-char *
-replymail_doc_serialize(const struct replymail_doc *d, size_t *lenp)
-{
-	json_t	*root, *arr, *rem, *o, *v;
-	char	*out = NULL;
-	size_t	 i;
-	int	 bad = 0;
-
-#define SET(obj, key, val) do {						\
-	if ((v = (val)) == NULL)					\
-		bad = 1;						\
-	else								\
-		json_object_set_new((obj), (key), v);			\
-} while (0)
-	root = json_object();
-	SET(root, "format", json_string(RM_FORMAT));
-	SET(root, "subject", json_string(d->subject ? d->subject : ""));
-	SET(root, "new_text", json_string(d->new_text ? d->new_text : ""));
-	SET(root, "text", rm_json_string(d->text));
-	SET(root, "html", rm_json_string(d->html));
-	arr = json_array();
-	for (i = 0; i < d->natt; i++) {
-		o = json_object();
-		SET(o, "filename", json_string(d->att[i].filename ?
-		    d->att[i].filename : ""));
-		SET(o, "content_type", json_string(d->att[i].content_type ?
-		    d->att[i].content_type : "application/octet-stream"));
-		SET(o, "data", rm_json_b64(d->att[i].data, d->att[i].len));
-		json_array_append_new(arr, o);
-	}
-	json_object_set_new(root, "attachments", arr);
-	rem = json_array();
-	if (d->removed & REPLY_QUOTE)
-		json_array_append_new(rem, json_string("quote"));
-	if (d->removed & REPLY_SIGNATURE)
-		json_array_append_new(rem, json_string("signature"));
-	if (d->removed & REPLY_FOOTER)
-		json_array_append_new(rem, json_string("footer"));
-	json_object_set_new(root, "removed", rem);
-	SET(root, "original", rm_json_b64(d->original, d->original_len));
-#undef SET
-	if (!bad)
-		out = json_dumps(root, JSON_COMPACT);
-	json_decref(root);
-	if (out != NULL && lenp != NULL)
-		*lenp = strlen(out);
-	return out;
-}
-
-void
-replymail_doc_free(struct replymail_doc **dp)
-{
-	struct replymail_doc	*d;
-	size_t			 i;
-
-	if (dp == NULL || (d = *dp) == NULL)
-		return;
-	rm_wipe_free(d->subject);
-	rm_wipe_free(d->new_text);
-	rm_wipe_free(d->text);
-	rm_wipe_free(d->html);
-	for (i = 0; i < d->natt; i++) {
-		rm_wipe_free(d->att[i].filename);
-		rm_wipe_free(d->att[i].content_type);
-		if (d->att[i].data != NULL)
-			hash_wipe(d->att[i].data, d->att[i].len);
-		free(d->att[i].data);
-	}
-	free(d->att);
-	if (d->original != NULL)
-		hash_wipe(d->original, d->original_len);
-	free(d->original);
-	free(d);
-	*dp = NULL;
 }

@@ -26,8 +26,8 @@
  * rather than losing the forward.
  *
  * The content of a forward comes from the sealed reply document
- * ("sealpost-reply/1", intake.h), opened by the caller and parsed with
- * replymail_doc_parse().
+ * ("sealpost-reply/1", letter.h), opened by the caller and parsed with
+ * reply_doc_parse().
  *
  * Pure and thread-safe: no I/O, no logging (the document is clinical),
  * no global state.  Error policy: 0, or -1 with *error_r a static reason
@@ -40,24 +40,9 @@
 #include <stdint.h>
 #include <time.h>
 
-struct letter_attachment;
+struct reply_doc;
 struct mime_msg;
 struct store_reply_mail;
-
-/* The decrypted reply document. */
-struct replymail_doc {
-	char			*subject;	/* UTF-8, "" when none */
-	char			*new_text;	/* UTF-8, "" when none */
-	char			*text;		/* the whole body, or NULL */
-	char			*html;		/* or NULL */
-	unsigned		 removed;	/* REPLY_* bits (reply.h):
-						   "quote", "signature",
-						   "footer" */
-	struct letter_attachment *att;
-	size_t			 natt;
-	unsigned char		*original;	/* the raw message */
-	size_t			 original_len;
-};
 
 /* What a mail is built from.  Strings are borrowed; NULL means absent. */
 struct replymail_in {
@@ -75,7 +60,7 @@ struct replymail_in {
 	int		 quarantined;		/* redflag: the reply waits in
 						   quarantine */
 	const char	*to_name;		/* display name; NULL: none */
-	const struct replymail_doc *doc;	/* forward/append: required */
+	const struct reply_doc *doc;		/* forward/append: required */
 	time_t		 date;
 };
 
@@ -88,20 +73,5 @@ int	 replymail_build(const struct replymail_in *, struct mime_msg *msg,
 
 /* The Auto-Submitted value a kind carries, or NULL for an unknown kind. */
 const char *replymail_auto_submitted(const char *kind);
-
-/*
- * Parse the "sealpost-reply/1" JSON document; 0 and *docp, or -1 and a
- * reason (no content).  Unknown keys are refused, like letter.c does.
- */
-int	 replymail_doc_parse(const char *json, size_t len,
-	    struct replymail_doc **docp, const char **error_r);
-/*
- * The document as JSON (NUL-terminated, length in *lenp): for the intake
- * and the tests.  NULL if a string is not valid UTF-8.  The caller wipes
- * and frees it.
- */
-char	*replymail_doc_serialize(const struct replymail_doc *, size_t *lenp);
-/* Wipe and free; NULL is fine. */
-void	 replymail_doc_free(struct replymail_doc **);
 
 #endif

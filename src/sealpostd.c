@@ -94,7 +94,7 @@ static void		*ev_realloc(void *, size_t);
 static void		 intake_params_fill(struct intake_params *,
 			    const struct token_keys *);
 static enum fetch_verdict on_fetched(void *, const struct fetch_msg *);
-static int		 imap_start(const struct token_keys *);
+static int		 imap_start(const struct token_keys *, const char *);
 static void		*fetch_stop_main(void *);
 static void		 lmtp_submit(struct intake_job *, void *);
 static int		 lmtp_start(const struct token_keys *);
@@ -622,26 +622,20 @@ on_fetched(void *arg, const struct fetch_msg *m)
 
 /* Start the IMAP intake when [imap] host is set.  0 or -1 (logged). */
 static int
-imap_start(const struct token_keys *tk)
+imap_start(const struct token_keys *tk, const char *pass)
 {
 	const struct config	*c = d.cfg;
 	struct intake_params	 ip;
 	struct fetch_params	 fp;
 	const char		*error = NULL;
-	char			*pass;
 	int			 r;
 
 	if (*c->imap_host == '\0')
 		return 0;
-	if ((pass = read_secret(c->imap_password_file, "imap",
-	    "imap.password", &error)) == NULL) {
-		log_warnx("%s", error);
-		return -1;
-	}
 	intake_params_fill(&ip, tk);
 	if (intake_new(&ip, &fetch_intake, &error) != 0) {
 		log_warnx("imap: intake: %s", error);
-		goto fail;
+		return -1;
 	}
 	memset(&fp, 0, sizeof(fp));
 	fp.server.host = c->imap_host;
@@ -666,8 +660,6 @@ imap_start(const struct token_keys *tk)
 	fp.process = on_fetched;
 	fp.arg = fetch_intake;
 	r = fetch_start(&fp, &fetcher, &error);
-	hash_wipe(pass, strlen(pass));
-	free(pass);
 	if (r != 0) {
 		log_warnx("imap: %s", error ? error : "cannot start");
 		intake_free(&fetch_intake);
@@ -676,10 +668,6 @@ imap_start(const struct token_keys *tk)
 	log_info("imap: watching %s on %s:%lld", c->imap_mailbox, c->imap_host,
 	    (long long)c->imap_port);
 	return 0;
-fail:
-	hash_wipe(pass, strlen(pass));
-	free(pass);
-	return -1;
 }
 
 /*
@@ -741,7 +729,7 @@ main(int argc, char *argv[])
 	struct token_keys	 tkeys;
 	struct rlimit		 rl;
 	struct event		*sigs[4], *ev_wd = NULL;
-	char			*relay_pass = NULL;
+	char			*relay_pass = NULL, *imap_pass = NULL;
 	const char		*cfgpath = DEFAULT_CONFIG;
 	const char		*error = NULL;
 	char			*cerror = NULL;
@@ -846,6 +834,12 @@ main(int argc, char *argv[])
 		log_warnx("%s", error);
 		return CONFIG_EX_CONFIG;
 	}
+	if (*d.cfg->imap_host != '\0' &&
+	    (imap_pass = read_secret(d.cfg->imap_password_file, "imap",
+	    "imap.password", &error)) == NULL) {
+		log_warnx("%s", error);
+		return CONFIG_EX_CONFIG;
+	}
 	if (relay_global_init() != 0 || webhook_global_init() != 0)
 		log_fatalx("relay: library initialisation failed");
 	if (token_key_derive(d.keyring, 1, &tkeys) != 0)
@@ -885,6 +879,26 @@ main(int argc, char *argv[])
 	qp.parse_memory_limit = d.cfg->parse_memory_limit;
 	qp.parse_timeout = d.cfg->parse_timeout;
 	qp.max_bounce_size = (size_t)d.cfg->max_letter_size;
+	qp.reply_forward = d.cfg->replies_forward;
+	qp.imap_append_folder = d.cfg->replies_append_folder;
+	if (imap_pass != NULL) {
+		qp.imap_server.host = d.cfg->imap_host;
+		qp.imap_server.port = (uint16_t)d.cfg->imap_port;
+		qp.imap_server.tls = strcmp(d.cfg->imap_tls, "starttls") == 0 ?
+		    RELAY_TLS_STARTTLS : strcmp(d.cfg->imap_tls, "none") == 0 ?
+		    RELAY_TLS_NONE : RELAY_TLS_IMPLICIT;
+		qp.imap_server.allow_plaintext = d.cfg->imap_allow_plaintext;
+		qp.imap_server.tls_name = *d.cfg->imap_tls_name ?
+		    d.cfg->imap_tls_name : NULL;
+		qp.imap_server.ca_file = *d.cfg->imap_ca_file ?
+		    d.cfg->imap_ca_file : NULL;
+		qp.imap_server.username = d.cfg->imap_username;
+		qp.imap_server.password = imap_pass;
+		qp.imap_server.connect_timeout =
+		    (int)d.cfg->imap_connect_timeout;
+		qp.imap_server.command_timeout =
+		    (int)d.cfg->imap_command_timeout;
+	}
 	if (queue_start(d.base, &qp, &d.queue, &error) != 0)
 		log_fatalx("queue: %s", error);
 	if (relay_pass != NULL) {
@@ -895,8 +909,13 @@ main(int argc, char *argv[])
 	if (!qp.relay_enabled)
 		log_warnx("no smarthost ([relay] host is empty): letters wait "
 		    "in the queue and expire to paper");
-	if (imap_start(&tkeys) != 0 || lmtp_start(&tkeys) != 0)
+	if (imap_start(&tkeys, imap_pass) != 0 || lmtp_start(&tkeys) != 0)
 		return CONFIG_EX_CONFIG;
+	if (imap_pass != NULL) {
+		hash_wipe(imap_pass, strlen(imap_pass));
+		free(imap_pass);
+		imap_pass = NULL;
+	}
 
 	if (api_start(&d, &api, &cerror) != 0)
 		log_fatalx("http: %s", cerror);

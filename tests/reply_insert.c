@@ -63,7 +63,8 @@ main(int argc, char **argv)
 	struct store_clinician		*cl = NULL;
 	struct store_reply_new		 r;
 	struct store_reply_mail_new	*mails;
-	struct replymail_doc		 doc;
+	struct reply_doc		 doc;
+	struct letter_doc		 content;
 	struct letter_attachment	 att;
 	unsigned char			 pks[2][STORE_KEY_LEN];
 	unsigned char			*sealed = NULL;
@@ -77,10 +78,12 @@ main(int argc, char **argv)
 
 	memset(&r, 0, sizeof(r));
 	memset(&doc, 0, sizeof(doc));
+	memset(&content, 0, sizeof(content));
+	doc.content = &content;
 	r.state = STORE_RS_FILED;
 	r.sender = "verified";
 	r.source = "imap";
-	doc.subject = "Re: your letter";
+	content.subject = "Re: your letter";
 	doc.new_text = "";
 	while ((c = getopt(argc, argv, "d:p:r:l:P:c:f:m:s:S:R:t:j:a:ux")) !=
 	    -1) {
@@ -97,7 +100,7 @@ main(int argc, char **argv)
 		case 'S': r.state = optarg; break;
 		case 'R': r.reason = optarg; break;
 		case 't': doc.new_text = optarg; break;
-		case 'j': doc.subject = optarg; break;
+		case 'j': content.subject = optarg; break;
 		case 'a': attfile = optarg; break;
 		case 'u': r.urgent = 1; break;
 		case 'x': r.shared = 1; break;
@@ -118,7 +121,7 @@ main(int argc, char **argv)
 	}
 	doc.original = (unsigned char *)raw;
 	doc.original_len = rawlen;
-	doc.text = doc.new_text;
+	content.text = doc.new_text;
 	doc.removed = REPLY_QUOTE;
 	if (attfile != NULL) {
 		memset(&att, 0, sizeof(att));
@@ -130,10 +133,10 @@ main(int argc, char **argv)
 		}
 		att.filename = "photo of rash.jpg";
 		att.content_type = "image/jpeg";
-		doc.att = &att;
-		doc.natt = 1;
+		content.att = &att;
+		content.natt = 1;
 	}
-	if ((json = replymail_doc_serialize(&doc, &jlen)) == NULL) {
+	if ((json = reply_doc_serialize(&doc, &jlen)) == NULL) {
 		fprintf(stderr, "reply_insert: cannot serialise\n");
 		return 1;
 	}

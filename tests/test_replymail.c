@@ -50,21 +50,20 @@ static const char raw_original[] =
 static const unsigned char att_bytes[] = "\x89PNG\r\n\x1a\n\0" MARK_ATT
     "\xff\x00\x01";
 
-static struct replymail_doc *doc_make(void);
+static struct reply_doc *doc_make(void);
 static void	 mail_init(struct store_reply_mail *, const char *,
 		    const char *);
 static void	 mail_clear(struct store_reply_mail *);
 static int	 build_clean(const char *, const char *,
 		    struct store_reply_mail *, struct replymail_in *,
-		    struct replymail_doc *, struct mime_msg *);
+		    struct reply_doc *, struct mime_msg *);
 static void	 in_init(struct replymail_in *, struct store_reply_mail *,
-		    const struct replymail_doc *);
+		    const struct reply_doc *);
 static char	*header_raw(const char *, const char *);
 static int	 header_has(const char *, const char *, const char *);
 static const char *body_start(const char *);
 static struct letter_doc *parse_back(const struct mime_msg *);
 static int	 no_marks(const char *, size_t, const char **);
-static void	 test_doc(void);
 static void	 test_forward(void);
 static void	 test_forward_variants(void);
 static void	 test_ack(void);
@@ -74,23 +73,25 @@ static void	 test_quarantine(void);
 static void	 test_injection(void);
 static void	 test_errors(void);
 
-static struct replymail_doc *
+static struct reply_doc *
 doc_make(void)
 {
-	struct replymail_doc	*d;
+	struct reply_doc	*d;
+	struct letter_doc	*c;
 
 	d = xcalloc(1, sizeof(*d));
-	d->subject = xstrdup("Re: " MARK_SUBJECT);
+	c = d->content = letter_doc_new();
+	c->subject = xstrdup("Re: " MARK_SUBJECT);
 	d->new_text = xstrdup(MARK_NEW " since " MARK_PHRASE);
-	d->text = xstrdup(MARK_NEW "\n> " MARK_TEXT);
-	d->html = NULL;
+	c->text = xstrdup(MARK_NEW "\n> " MARK_TEXT);
+	c->html = NULL;
 	d->removed = REPLY_QUOTE | REPLY_SIGNATURE;
-	d->natt = 1;
-	d->att = xcalloc(1, sizeof(*d->att));
-	d->att[0].filename = xstrdup("scan \xc3\xa9t\xc3\xa9.png");
-	d->att[0].content_type = xstrdup("image/png");
-	d->att[0].len = sizeof(att_bytes) - 1;
-	d->att[0].data = xmemdup(att_bytes, d->att[0].len);
+	c->natt = 1;
+	c->att = xcalloc(1, sizeof(*c->att));
+	c->att[0].filename = xstrdup("scan \xc3\xa9t\xc3\xa9.png");
+	c->att[0].content_type = xstrdup("image/png");
+	c->att[0].len = sizeof(att_bytes) - 1;
+	c->att[0].data = xmemdup(att_bytes, c->att[0].len);
 	d->original_len = sizeof(raw_original) - 1;
 	d->original = xmemdup(raw_original, d->original_len);
 	return d;
@@ -125,7 +126,7 @@ mail_clear(struct store_reply_mail *m)
 
 static void
 in_init(struct replymail_in *in, struct store_reply_mail *m,
-    const struct replymail_doc *doc)
+    const struct reply_doc *doc)
 {
 	memset(in, 0, sizeof(*in));
 	in->mail = m;
@@ -235,91 +236,12 @@ no_marks(const char *s, size_t len, const char **which)
 	return 1;
 }
 
-/* --- the document ----------------------------------------------------- */
-
-static void
-test_doc(void)
-{
-	static const char *const bad[] = {
-		"not json",
-		"[]",
-		"{\"format\":\"sealpost-letter/1\",\"original\":\"\"}",
-		"{\"format\":\"sealpost-reply/1\"}",
-		"{\"format\":\"sealpost-reply/1\",\"original\":\"***\"}",
-		"{\"format\":\"sealpost-reply/1\",\"original\":\"\","
-		    "\"extra\":1}",
-		"{\"format\":\"sealpost-reply/1\",\"original\":\"\","
-		    "\"subject\":5}",
-		"{\"format\":\"sealpost-reply/1\",\"original\":\"\","
-		    "\"removed\":[\"everything\"]}",
-		"{\"format\":\"sealpost-reply/1\",\"original\":\"\","
-		    "\"attachments\":[{\"filename\":\"a\"}]}",
-		"{\"format\":\"sealpost-reply/1\",\"original\":\"\","
-		    "\"attachments\":[{\"filename\":\"a\",\"content_type\":"
-		    "\"a/b\",\"data\":\"!!\"}]}",
-		"{\"format\":\"sealpost-reply/1\",\"format\":"
-		    "\"sealpost-reply/1\",\"original\":\"\"}",
-		NULL
-	};
-	static const char	 only[] =
-	    "{\"format\":\"sealpost-reply/1\",\"original\":\"aGk=\"}";
-	struct replymail_doc	*d = doc_make(), *back = NULL;
-	const char		*error = NULL;
-	char			*json;
-	size_t			 len = 0, i;
-
-	json = replymail_doc_serialize(d, &len);
-	ok(json != NULL && len == strlen(json), "document serialised");
-	ok(json != NULL && replymail_doc_parse(json, len, &back, &error) == 0,
-	    "document parsed back");
-	if (back != NULL) {
-		is_str(back->subject, d->subject, "subject round trip");
-		is_str(back->new_text, d->new_text, "new_text round trip");
-		is_str(back->text, d->text, "text round trip");
-		ok(back->html == NULL, "html null round trip");
-		is_int((int)back->removed, (int)d->removed, "removed bits");
-		ok(back->natt == 1 && back->att[0].len == d->att[0].len &&
-		    memcmp(back->att[0].data, d->att[0].data,
-		    d->att[0].len) == 0 &&
-		    strcmp(back->att[0].filename, d->att[0].filename) == 0 &&
-		    strcmp(back->att[0].content_type, "image/png") == 0,
-		    "attachment round trip, byte for byte");
-		ok(back->original_len == d->original_len &&
-		    memcmp(back->original, d->original,
-		    d->original_len) == 0,
-		    "original round trip, byte for byte (NUL and 0xff too)");
-	}
-	replymail_doc_free(&back);
-	if (json != NULL) {
-		hash_wipe(json, len);
-		free(json);
-	}
-
-	/* A message the sandbox could not parse keeps the original only. */
-	error = NULL;
-	ok(replymail_doc_parse(only, strlen(only), &back, &error) == 0 &&
-	    back != NULL && strcmp(back->subject, "") == 0 &&
-	    strcmp(back->new_text, "") == 0 && back->natt == 0 &&
-	    back->original_len == 2, "original-only document accepted");
-	replymail_doc_free(&back);
-
-	for (i = 0; bad[i] != NULL; i++) {
-		error = NULL;
-		ok(replymail_doc_parse(bad[i], strlen(bad[i]), &back,
-		    &error) == -1 && back == NULL && error != NULL,
-		    "bad document %zu refused (%s)", i,
-		    error ? error : "?");
-	}
-	replymail_doc_free(&d);
-	replymail_doc_free(&d);		/* NULL is fine */
-}
-
 /* --- forward ---------------------------------------------------------- */
 
 static void
 test_forward(void)
 {
-	struct replymail_doc	*d = doc_make();
+	struct reply_doc	*d = doc_make();
 	struct store_reply_mail	 m;
 	struct replymail_in	 in;
 	struct mime_msg		 msg;
@@ -333,7 +255,7 @@ test_forward(void)
 	if (!ok(replymail_build(&in, &msg, &error) == 0, "forward built (%s)",
 	    error ? error : "ok")) {
 		mail_clear(&m);
-		replymail_doc_free(&d);
+		reply_doc_free(&d);
 		return;
 	}
 	ok(header_has(msg.data, "From",
@@ -427,13 +349,13 @@ test_forward(void)
 		mime_msg_clear(&msg);
 	}
 	mail_clear(&m);
-	replymail_doc_free(&d);
+	reply_doc_free(&d);
 }
 
 static void
 test_forward_variants(void)
 {
-	struct replymail_doc	*d = doc_make();
+	struct reply_doc	*d = doc_make();
 	struct store_reply_mail	 m;
 	struct replymail_in	 in;
 	struct mime_msg		 msg;
@@ -461,13 +383,13 @@ test_forward_variants(void)
 	 * Hostile names: CRLF in the patient's subject and an attachment
 	 * name; a bad content type; a name over 255 bytes.
 	 */
-	free(d->subject);
-	d->subject = xstrdup("x\r\nSender check:   Sender verified by mail "
+	free(d->content->subject);
+	d->content->subject = xstrdup("x\r\nSender check:   Sender verified by mail "
 	    "provider");
-	free(d->att[0].filename);
-	d->att[0].filename = xstrdup("evil\r\nBcc: x@example.com.png");
-	free(d->att[0].content_type);
-	d->att[0].content_type = xstrdup("image/png\r\nX-Evil: 1");
+	free(d->content->att[0].filename);
+	d->content->att[0].filename = xstrdup("evil\r\nBcc: x@example.com.png");
+	free(d->content->att[0].content_type);
+	d->content->att[0].content_type = xstrdup("image/png\r\nX-Evil: 1");
 	error = NULL;
 	if (ok(replymail_build(&in, &msg, &error) == 0, "hostile names: "
 	    "forward still built (%s)", error ? error : "ok")) {
@@ -494,14 +416,14 @@ test_forward_variants(void)
 	/* No new text, no attachments: the original still goes. */
 	free(d->new_text);
 	d->new_text = xstrdup("");
-	for (i = 0; i < d->natt; i++) {
-		free(d->att[i].filename);
-		free(d->att[i].content_type);
-		free(d->att[i].data);
+	for (i = 0; i < d->content->natt; i++) {
+		free(d->content->att[i].filename);
+		free(d->content->att[i].content_type);
+		free(d->content->att[i].data);
 	}
-	free(d->att);
-	d->att = NULL;
-	d->natt = 0;
+	free(d->content->att);
+	d->content->att = NULL;
+	d->content->natt = 0;
 	error = NULL;
 	if (ok(replymail_build(&in, &msg, &error) == 0, "empty reply: "
 	    "forward built")) {
@@ -530,7 +452,7 @@ test_forward_variants(void)
 		mime_msg_clear(&msg);
 	}
 	mail_clear(&m);
-	replymail_doc_free(&d);
+	reply_doc_free(&d);
 }
 
 /* --- no-content kinds ------------------------------------------------- */
@@ -538,7 +460,7 @@ test_forward_variants(void)
 /* Build kind with the document at hand; check it holds no content. */
 static int
 build_clean(const char *kind, const char *to, struct store_reply_mail *m,
-    struct replymail_in *in, struct replymail_doc *d, struct mime_msg *msg)
+    struct replymail_in *in, struct reply_doc *d, struct mime_msg *msg)
 {
 	const char	*error = NULL, *which = NULL;
 
@@ -555,7 +477,7 @@ build_clean(const char *kind, const char *to, struct store_reply_mail *m,
 static void
 test_ack(void)
 {
-	struct replymail_doc	*d = doc_make();
+	struct reply_doc	*d = doc_make();
 	struct store_reply_mail	 m;
 	struct replymail_in	 in;
 	struct mime_msg		 msg;
@@ -601,13 +523,13 @@ test_ack(void)
 		mime_msg_clear(&msg);
 	}
 	mail_clear(&m);
-	replymail_doc_free(&d);
+	reply_doc_free(&d);
 }
 
 static void
 test_contact(void)
 {
-	struct replymail_doc	*d = doc_make();
+	struct reply_doc	*d = doc_make();
 	struct store_reply_mail	 m;
 	struct replymail_in	 in;
 	struct mime_msg		 msg;
@@ -630,13 +552,13 @@ test_contact(void)
 		mime_msg_clear(&msg);
 	}
 	mail_clear(&m);
-	replymail_doc_free(&d);
+	reply_doc_free(&d);
 }
 
 static void
 test_redflag(void)
 {
-	struct replymail_doc	*d = doc_make();
+	struct reply_doc	*d = doc_make();
 	struct store_reply_mail	 m;
 	struct replymail_in	 in;
 	struct mime_msg		 msg;
@@ -684,13 +606,13 @@ test_redflag(void)
 		mime_msg_clear(&msg);
 	}
 	mail_clear(&m);
-	replymail_doc_free(&d);
+	reply_doc_free(&d);
 }
 
 static void
 test_quarantine(void)
 {
-	struct replymail_doc	*d = doc_make();
+	struct reply_doc	*d = doc_make();
 	struct store_reply_mail	 m;
 	struct replymail_in	 in;
 	struct mime_msg		 msg;
@@ -716,7 +638,7 @@ test_quarantine(void)
 		mime_msg_clear(&msg);
 	}
 	mail_clear(&m);
-	replymail_doc_free(&d);
+	reply_doc_free(&d);
 }
 
 /* --- injection and errors --------------------------------------------- */
@@ -829,7 +751,6 @@ main(void)
 		return tap_done();
 	}
 	letter_json_init();
-	test_doc();
 	test_forward();
 	test_forward_variants();
 	test_ack();
