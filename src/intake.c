@@ -447,7 +447,7 @@ intake_practice(struct intake *in, struct intake_case *c, const char *addr)
 	if (c->letter != NULL)
 		r = store_practice_get(in->store, c->letter->practice_id,
 		    &c->practice, &error);
-	else if (in->params.imap_practice != NULL &&
+	else if (c->msg->rcpt == NULL && in->params.imap_practice != NULL &&
 	    *in->params.imap_practice != '\0')
 		r = store_practice_by_domain(in->store,
 		    in->params.imap_practice, &c->practice, &error);
