@@ -1061,13 +1061,15 @@ api_metrics(struct api_req *ar)
 	struct store_queue_stats qs;
 	struct submit_stats	 ss;
 	struct queue_stats	 qq;
+	struct store_reply_stats rs;
 	const char		*error = NULL;
-	char			*out;
+	char			*out, *base;
 	int64_t			 now = util_time();
 
 	memset(&ss, 0, sizeof(ss));
 	memset(&qq, 0, sizeof(qq));
-	if (store_queue_stats(d->store, &qs, &error) != STORE_OK) {
+	if (store_queue_stats(d->store, &qs, &error) != STORE_OK ||
+	    store_reply_stats(d->store, &rs, &error) != STORE_OK) {
 		log_warnx("http req=%llu metrics: store: %s",
 		    (unsigned long long)ar->id, error);
 		api_header(ar, "Retry-After", API_RETRY_AFTER);
@@ -1079,7 +1081,7 @@ api_metrics(struct api_req *ar)
 		submit_get_stats(d->submit, &ss);
 	if (d->queue != NULL)
 		queue_get_stats(d->queue, &qq);
-	xasprintf(&out,
+	xasprintf(&base,
 	    "# HELP sealpost_deliveries Deliveries by state.\n"
 	    "# TYPE sealpost_deliveries gauge\n"
 	    "sealpost_deliveries{state=\"queued\"} %lld\n"
@@ -1119,7 +1121,7 @@ api_metrics(struct api_req *ar)
 	    "sealpost_relay_attempts_total{outcome=\"bounced\"} %llu\n"
 	    "# HELP sealpost_relay_in_flight Deliveries being attempted.\n"
 	    "# TYPE sealpost_relay_in_flight gauge\n"
-	    "sealpost_relay_in_flight %llu",
+	    "sealpost_relay_in_flight %llu\n",
 	    (long long)qs.queued, (long long)qs.sending, (long long)qs.deferred,
 	    (long long)qs.held, (long long)qs.sent, (long long)qs.failed,
 	    (long long)qs.expired, (long long)qs.cancelled,
@@ -1132,6 +1134,27 @@ api_metrics(struct api_req *ar)
 	    (unsigned long long)qq.failed, (unsigned long long)qq.expired,
 	    (unsigned long long)qq.held, (unsigned long long)qq.bounced,
 	    (unsigned long long)qq.in_flight);
+	/* replies in: states, mails, the oldest reply waiting for staff */
+	xasprintf(&out, "%s"
+	    "# HELP sealpost_replies Patients' replies by state.\n"
+	    "# TYPE sealpost_replies gauge\n"
+	    "sealpost_replies{state=\"filed\"} %lld\n"
+	    "sealpost_replies{state=\"quarantined\"} %lld\n"
+	    "sealpost_replies{state=\"rejected\"} %lld\n"
+	    "# HELP sealpost_quarantine_oldest_age_seconds Age of the oldest "
+	    "quarantined reply (0: none).\n"
+	    "# TYPE sealpost_quarantine_oldest_age_seconds gauge\n"
+	    "sealpost_quarantine_oldest_age_seconds %lld\n"
+	    "# HELP sealpost_reply_mails Mails replies caused, waiting or "
+	    "failed.\n"
+	    "# TYPE sealpost_reply_mails gauge\n"
+	    "sealpost_reply_mails{state=\"queued\"} %lld\n"
+	    "sealpost_reply_mails{state=\"failed\"} %lld\n",
+	    base, (long long)rs.filed, (long long)rs.quarantined,
+	    (long long)rs.rejected, (long long)(rs.oldest_quarantined > 0 &&
+	    now > rs.oldest_quarantined ? now - rs.oldest_quarantined : 0),
+	    (long long)rs.mails_queued, (long long)rs.mails_failed);
+	free(base);
 	api_reply_raw(ar, 200, "text/plain; version=0.0.4", out, strlen(out));
 	free(out);
 }

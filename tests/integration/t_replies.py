@@ -519,7 +519,28 @@ try:
            d.ctl_run("audit", "verify").returncode == 0, "audit verifies")
     tap.ok(d.ctl_run("db", "check").returncode == 0, "db check ok")
 
-    # --- 6. nothing clinical in the log -----------------------------------
+    # --- 6. status and metrics show the replies ---------------------------
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % d.http_port,
+                                timeout=10) as r:
+        metrics = r.read().decode()
+    mq = re.search(r'^sealpost_replies\{state="quarantined"\} (\d+)$',
+                   metrics, re.M)
+    nq = len(db_rows(d, "SELECT id FROM replies WHERE state = "
+                     "'quarantined'"))
+    tap.ok(mq is not None and int(mq.group(1)) == nq and nq > 0,
+           "/metrics: the quarantined replies (%s, store %d)" %
+           (mq.group(1) if mq else None, nq))
+    tap.ok(re.search(r"^sealpost_quarantine_oldest_age_seconds \d+$",
+                     metrics, re.M) is not None,
+           "/metrics: the age of the oldest quarantined reply")
+    rj = json.loads(d.ctl("status")).get("replies", {})
+    tap.ok(rj.get("quarantined") == nq and rj.get("filed", 0) > 0 and
+           (rj.get("imap") or {}).get("connected") is True and
+           (rj.get("imap") or {}).get("moved", 0) > 0,
+           "sealpostctl status: reply counts and the IMAP worker (%r)" %
+           ({k: rj.get(k) for k in ("filed", "quarantined")},))
+
+    # --- 7. nothing clinical in the log -----------------------------------
     tap.ok(CANARY not in d.log_text(), "no reply content in the log")
     mbox.logout()
 except Exception as e:           # noqa: BLE001 - report, do not hide
