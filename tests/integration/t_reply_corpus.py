@@ -30,14 +30,15 @@ import sealpost_test as st  # noqa: E402
 
 CORPUS = os.environ.get("SEALPOST_REPLY_CORPUS",
                         "/work/shared/corpora/replies")
-THRESHOLD = 92   # the measured rate, rounded down to a whole percent
+THRESHOLD = 98   # the measured rate, rounded down to a whole percent
 
 FOOTER = re.compile(r"^\s*(Sent from my |Sent with Sparrow|Get Outlook for )")
 
 
 def policy_cases():
     """{case id: kind} from tests/data/reply-policy.md: list items
-    "- `id`: ..." under a "## signature" or "## forward" heading."""
+    "- `id`: ..." under a "## signature", "## forward" or "## unmarked"
+    heading."""
     path = os.path.join(st.SRCDIR, "tests", "data", "reply-policy.md")
     ids = {}
     kind = None
@@ -47,7 +48,7 @@ def policy_cases():
             if h:
                 kind = h.group(1).lower()
             m = re.match(r"^- `([^`]+)`", line)
-            if m and kind in ("signature", "forward"):
+            if m and kind in ("signature", "forward", "unmarked"):
                 ids[m.group(1)] = kind
     return ids
 
@@ -142,6 +143,9 @@ def main():
                 want = without_signature(want)
             elif policy.get(c["id"]) == "forward":
                 want = without_forward(want)
+            elif policy.get(c["id"]) == "unmarked":
+                # we keep an unmarked sign-off: the patient's whole text
+                want = body.decode("utf-8", errors="replace")
             if c["compare"] == "strip":
                 good = got.strip() == want.strip()
             else:
@@ -154,7 +158,8 @@ def main():
                               " (policy)" if c["id"] in policy else ""))
 
     rate = passed / len(cases)
-    tap.diag("pass rate %d/%d = %.1f %%" % (passed, len(cases), 100 * rate))
+    tap.diag("pass rate %d/%d = %.1f %% (%d compared under a listed policy "
+             "difference)" % (passed, len(cases), 100 * rate, len(policy)))
     tap.ok(crashed == 0, "no case crashed (%d did)" % crashed)
     tap.ok(100 * rate >= THRESHOLD,
            "pass rate %.1f %% >= %d %%" % (100 * rate, THRESHOLD))
