@@ -59,3 +59,13 @@ case $missing in *" postfix"*)
 esac
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
+# The tests run their own Dovecot (tests/rig/dovecot.sh); the system
+# instance the package starts would offer IMAP logins with the machine's
+# accounts on ports 143 and 993.  Leave it stopped and disabled.
+case $missing in *" dovecot-"*)
+	if command -v systemctl >/dev/null 2>&1; then
+		systemctl disable --now dovecot.service dovecot.socket \
+		    >/dev/null 2>&1 || true
+	fi
+	;;
+esac
