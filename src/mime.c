@@ -168,6 +168,8 @@ static char	*disp_filename(struct mailmime_disposition *);
 static char	*ct_filename(struct mailmime_content *);
 static char	*filename_clean(const char *);
 static char	*text_normalise(const char *, size_t, const char *);
+static int	 hexval(int);
+static void	 qp_decode(struct buf *, const char *, size_t);
 static int	 part_decode(struct walk *, struct mailmime_data *, int,
 		    char **, size_t *);
 static int	 walk_leaf(struct walk *, struct mailmime *, int);
@@ -1525,14 +1527,89 @@ text_normalise(const char *s, size_t n, const char *charset)
 	return buf_cstr(&out);
 }
 
+/* The value of a hex digit, or -1. */
+static int
+hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * RFC 2045 section 6.7 quoted-printable, decoded here rather than by
+ * libetpan 1.9.4, which turns "=" followed by anything but a line end into
+ * a byte, reading a non-hex character as 0 ("version=\"1.0\"" became
+ * "version\x01.0\"") and so silently changes the text.  Rules:
+ *   qp-octet = "=" 2(HEXDIG) -> that octet (lower case accepted);
+ *   "=" *(SP / HTAB) line end, or at the end -> soft line break, removed;
+ *   any other "=" -> kept as it is (the robust reading of note (2));
+ *   white space at the end of a line -> removed (rule 3: added in
+ *   transport);
+ *   line ends (CRLF, LF, a lone CR) -> CRLF, the canonical form, as
+ *   libetpan's decoder gives them.
+ */
+static void
+qp_decode(struct buf *out, const char *s, size_t n)
+{
+	size_t	 i, j, ws;
+	int	 hi, lo;
+
+	buf_grow(out, n);
+	for (i = 0; i < n; i++) {
+		if (s[i] == '\r' || s[i] == '\n') {
+			if (s[i] == '\r' && i + 1 < n && s[i + 1] == '\n')
+				i++;
+			buf_add(out, "\r\n", 2);
+			continue;
+		}
+		if (s[i] == ' ' || s[i] == '\t') {
+			/* Keep white space only if text follows on the line. */
+			for (j = i; j < n && (s[j] == ' ' || s[j] == '\t'); j++)
+				;
+			ws = j - i;
+			if (j < n && s[j] != '\r' && s[j] != '\n')
+				buf_add(out, s + i, ws);
+			i = j - 1;
+			continue;
+		}
+		if (s[i] != '=') {
+			buf_addc(out, s[i]);
+			continue;
+		}
+		if (i + 2 < n && (hi = hexval((unsigned char)s[i + 1])) >= 0 &&
+		    (lo = hexval((unsigned char)s[i + 2])) >= 0) {
+			buf_addc(out, hi << 4 | lo);
+			i += 2;
+			continue;
+		}
+		for (j = i + 1; j < n && (s[j] == ' ' || s[j] == '\t'); j++)
+			;
+		if (j == n || s[j] == '\r' || s[j] == '\n') {
+			/* A soft line break: the line end goes too. */
+			if (j < n && s[j] == '\r' && j + 1 < n &&
+			    s[j + 1] == '\n')
+				j++;
+			i = j;
+			continue;
+		}
+		buf_addc(out, '=');
+	}
+}
+
 /* Transfer-decode a part's body into a malloc'd copy. */
 static int
 part_decode(struct walk *w, struct mailmime_data *data, int enc, char **outp,
     size_t *outlenp)
 {
-	char	*dec = NULL;
-	size_t	 cur = 0, dlen = 0;
-	int	 r;
+	struct buf	 qp;
+	char		*dec = NULL;
+	size_t		 cur = 0, dlen = 0;
+	int		 r;
 
 	*outp = NULL;
 	*outlenp = 0;
@@ -1540,6 +1617,20 @@ part_decode(struct walk *w, struct mailmime_data *data, int enc, char **outp,
 	    data->dt_data.dt_text.dt_data == NULL ||
 	    data->dt_data.dt_text.dt_length == 0) {
 		*outp = xstrdup("");
+		return 0;
+	}
+	if (enc == MAILMIME_MECHANISM_QUOTED_PRINTABLE) {
+		memset(&qp, 0, sizeof(qp));
+		qp_decode(&qp, data->dt_data.dt_text.dt_data,
+		    data->dt_data.dt_text.dt_length);
+		if (qp.len > w->lim->max_attachment_size) {
+			buf_wipe(&qp);
+			return mime_reject(w->err, 413, "attachment_too_large",
+			    "a part is larger than %zu bytes",
+			    w->lim->max_attachment_size);
+		}
+		*outlenp = qp.len;
+		*outp = buf_cstr(&qp);
 		return 0;
 	}
 	r = mailmime_part_parse(data->dt_data.dt_text.dt_data,

@@ -529,6 +529,31 @@ test_content_rules(void)
 	    "unknown charset, not UTF-8: read as windows-1252");
 	letter_doc_free(&doc);
 
+	/*
+	 * Quoted-printable (RFC 2045 6.7): an "=" not followed by two hex
+	 * digits or a line end stays as it is (libetpan made "=\"1" a \x01
+	 * byte); soft breaks, also with white space after the "=", join
+	 * lines; trailing white space goes; lower-case hex is read.
+	 */
+	msg = "Subject: x\r\nContent-Type: text/plain; charset=windows-1252"
+	    "\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+	    "<?xml version=\"1.0\" a=3Db =ZZ 100%=\r\n"
+	    "joined=  \r\nalso =ae=AE  \r\nend=";
+	r = mime_parse_letter(msg, strlen(msg), &lim, &doc, &err);
+	ok(r == 0 && doc != NULL && strcmp(doc->text, "<?xml version=\"1.0\" "
+	    "a=b =ZZ 100%joinedalso \xc2\xae\xc2\xae\nend") == 0,
+	    "quoted-printable: bad escapes kept, soft breaks, trailing space");
+	letter_doc_free(&doc);
+
+	msg = "Subject: x\r\nContent-Type: application/octet-stream\r\n"
+	    "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+	    "a=00b\nc=0D=0A=\n\r\n";
+	r = mime_parse_letter(msg, strlen(msg), &lim, &doc, &err);
+	ok(r == 0 && doc != NULL && doc->natt == 1 && doc->att[0].len == 10 &&
+	    memcmp(doc->att[0].data, "a\0b\r\nc\r\n\r\n", 10) == 0,
+	    "quoted-printable attachment: NUL kept, line ends CRLF");
+	letter_doc_free(&doc);
+
 	msg = "Subject: x\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
 	    "ok \xff\xfe end\r\n";
 	r = mime_parse_letter(msg, strlen(msg), &lim, &doc, &err);
