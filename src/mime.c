@@ -175,6 +175,8 @@ static int	 part_decode(struct walk *, struct mailmime_data *, int,
 static int	 walk_leaf(struct walk *, struct mailmime *, int);
 static int	 walk_node(struct walk *, struct mailmime *, size_t);
 static int	 walk_repair(struct walk *, struct mailmime *, size_t);
+static int	 delim_line(const char *, size_t, const char *, size_t);
+static int	 has_empty_part(struct mailmime *);
 static int	 repair_part(struct walk *, const char *, size_t, size_t);
 static void	 doc_add_attachment(struct letter_doc *, char *, char *,
 		    char *, size_t);
@@ -1778,10 +1780,74 @@ repair_part(struct walk *w, const char *s, size_t n, size_t depth)
 }
 
 /*
+ * Is the line d[0..n) (line end excluded) a delimiter of boundary b?
+ * dash-boundary = "--" boundary; 1 for a delimiter (transport padding
+ * allowed after it), 2 for the close delimiter, 0 otherwise.
+ */
+static int
+delim_line(const char *d, size_t n, const char *b, size_t blen)
+{
+	size_t	 k;
+
+	if (n > 0 && d[n - 1] == '\r')
+		n--;
+	if (n < 2 + blen || d[0] != '-' || d[1] != '-' ||
+	    memcmp(d + 2, b, blen) != 0)
+		return 0;
+	k = 2 + blen;
+	if (n - k >= 2 && d[k] == '-' && d[k + 1] == '-')
+		return 2;
+	while (k < n && (d[k] == ' ' || d[k] == '\t'))
+		k++;
+	return k == n ? 1 : 0;
+}
+
+/*
+ * Does the multipart hold an empty part, a delimiter line right after
+ * another or after another and one empty line?  libetpan 1.9.4 takes the line end after the first delimiter as
+ * the one before the second, so it misses the second delimiter and runs
+ * the empty part on to the next one or to the end: the following part's
+ * headers (a named attachment, say) and even the epilogue become body text.
+ */
+static int
+has_empty_part(struct mailmime *m)
+{
+	struct mailmime_single_fields	 sf;
+	struct mailmime_data		*body = m->mm_body;
+	const char			*b, *d, *nl;
+	size_t				 len, blen, pos, end;
+	int				 prev = 0, cur;
+
+	mailmime_single_fields_init(&sf, m->mm_mime_fields, m->mm_content_type);
+	if ((b = sf.fld_content_boundary) == NULL || body == NULL ||
+	    body->dt_type != MAILMIME_DATA_TEXT ||
+	    (d = body->dt_data.dt_text.dt_data) == NULL)
+		return 0;
+	len = body->dt_data.dt_text.dt_length;
+	blen = strlen(b);
+	for (pos = 0; pos < len; pos = end + 1) {
+		nl = memchr(d + pos, '\n', len - pos);
+		end = nl != NULL ? (size_t)(nl - d) : len;
+		cur = delim_line(d + pos, end - pos, b, blen);
+		if (prev != 0 && cur != 0)
+			return 1;
+		if (cur == 2)
+			return 0;
+		/* An empty line alone does not end the empty part either. */
+		if (cur == 0 && prev == 1 && (end == pos ||
+		    (end == pos + 1 && d[pos] == '\r')))
+			cur = 3;
+		prev = cur == 2 ? 0 : cur;
+	}
+	return 0;
+}
+
+/*
  * libetpan keeps no part at all of a multipart that lacks its close
- * delimiter or holds an empty part: split the body on its delimiter lines
- * here and parse each part on its own, so the parts a reader's mail client
- * would show are kept.  Bounded by MIME_MAX_REPAIRS per message.
+ * delimiter, and runs an empty part on into the next (has_empty_part()):
+ * split the body on its delimiter lines here and parse each part on its
+ * own, so the parts a reader's mail client would show are kept.  Bounded
+ * by MIME_MAX_REPAIRS per message.
  */
 static int
 walk_repair(struct walk *w, struct mailmime *m, size_t depth)
@@ -1789,9 +1855,9 @@ walk_repair(struct walk *w, struct mailmime *m, size_t depth)
 	struct mailmime_single_fields	 sf;
 	struct mailmime_data		*body = m->mm_body;
 	const char			*b, *d, *nl;
-	size_t				 len, blen, pos, end, n, k;
+	size_t				 len, blen, pos, end;
 	size_t				 start = SIZE_MAX;
-	int				 r = 0, close;
+	int				 r = 0, kind;
 
 	mailmime_single_fields_init(&sf, m->mm_mime_fields, m->mm_content_type);
 	if ((b = sf.fld_content_boundary) == NULL || body == NULL ||
@@ -1805,28 +1871,15 @@ walk_repair(struct walk *w, struct mailmime *m, size_t depth)
 	len = body->dt_data.dt_text.dt_length;
 	blen = strlen(b);
 
-	/* dash-boundary = "--" boundary; delimiter lines start with it. */
 	for (pos = 0; pos < len && r == 0; pos = end + 1) {
 		nl = memchr(d + pos, '\n', len - pos);
 		end = nl != NULL ? (size_t)(nl - d) : len;
-		n = end - pos;
-		if (n > 0 && d[end - 1] == '\r')
-			n--;
-		if (n < 2 + blen || d[pos] != '-' || d[pos + 1] != '-' ||
-		    memcmp(d + pos + 2, b, blen) != 0)
+		if ((kind = delim_line(d + pos, end - pos, b, blen)) == 0)
 			continue;
-		k = pos + 2 + blen;
-		close = n - 2 - blen >= 2 && d[k] == '-' && d[k + 1] == '-';
-		if (!close) {
-			while (k < pos + n && (d[k] == ' ' || d[k] == '\t'))
-				k++;
-			if (k != pos + n)
-				continue;
-		}
 		if (start != SIZE_MAX)
 			r = repair_part(w, d + start, pos - start, depth);
-		start = close || nl == NULL ? SIZE_MAX : end + 1;
-		if (close)
+		start = kind == 2 || nl == NULL ? SIZE_MAX : end + 1;
+		if (kind == 2)
 			break;
 	}
 	if (r == 0 && start != SIZE_MAX && start < len)
@@ -1852,7 +1905,8 @@ walk_node(struct walk *w, struct mailmime *m, size_t depth)
 	switch (m->mm_type) {
 	case MAILMIME_MULTIPLE:
 		if (m->mm_data.mm_multipart.mm_mp_list == NULL ||
-		    clist_isempty(m->mm_data.mm_multipart.mm_mp_list))
+		    clist_isempty(m->mm_data.mm_multipart.mm_mp_list) ||
+		    (w->repairs < MIME_MAX_REPAIRS && has_empty_part(m)))
 			return walk_repair(w, m, depth);
 		for (it = clist_begin(m->mm_data.mm_multipart.mm_mp_list);
 		    it != NULL; it = clist_next(it)) {

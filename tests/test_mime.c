@@ -554,6 +554,30 @@ test_content_rules(void)
 	    "quoted-printable attachment: NUL kept, line ends CRLF");
 	letter_doc_free(&doc);
 
+	/*
+	 * An empty part (a delimiter right after another, or after one
+	 * empty line): libetpan ran it on into the next part, so a named
+	 * attachment's headers and the epilogue became body text.
+	 */
+	msg = "Subject: x\r\nContent-Type: multipart/mixed; boundary=k\r\n"
+	    "\r\n--k\r\nContent-Type: text/plain\r\n\r\nhello\r\n--k\r\n"
+	    "--k\r\nContent-Type: text/html\r\nContent-Disposition: "
+	    "attachment; filename=\"page.html\"\r\n\r\n<p>x</p>\r\n"
+	    "--k--\r\n\r\nepilogue\r\n";
+	r = mime_parse_letter(msg, strlen(msg), &lim, &doc, &err);
+	ok(r == 0 && doc != NULL && strcmp(doc->text, "hello") == 0 &&
+	    doc->natt == 1 && strcmp(doc->att[0].filename, "page.html") == 0,
+	    "empty part between delimiters: the next part is kept whole");
+	letter_doc_free(&doc);
+
+	msg = "Subject: x\r\nContent-Type: multipart/mixed; boundary=k\r\n"
+	    "\r\n--k\r\nContent-Type: text/plain\r\n\r\nhello\r\n--k\r\n"
+	    "\r\n--k--\r\n\r\nepilogue\r\n";
+	r = mime_parse_letter(msg, strlen(msg), &lim, &doc, &err);
+	ok(r == 0 && doc != NULL && strcmp(doc->text, "hello") == 0 &&
+	    doc->natt == 0, "empty last part: the epilogue is not text");
+	letter_doc_free(&doc);
+
 	msg = "Subject: x\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
 	    "ok \xff\xfe end\r\n";
 	r = mime_parse_letter(msg, strlen(msg), &lim, &doc, &err);
