@@ -26,6 +26,7 @@
  *    Content-Type field are "bad_content_type" (they could smuggle a quote).
  *
  * Letter:
+ *  - a leading mbox "From " line is skipped;
  *  - subject: RFC 2047 decoded to UTF-8, unfolded, controls become spaces;
  *  - bodies: the first text/plain and the first text/html that are neither
  *    attachments (disposition "attachment" or a filename) nor inside an
@@ -1964,6 +1965,7 @@ mime_parse_letter_unfiltered(const char *raw, size_t len,
 	struct mailmime		*mime = NULL;
 	struct letter_limits	 llim;
 	struct walk		 w;
+	const char		*nl;
 	size_t			 idx = 0;
 	int			 r;
 
@@ -1973,6 +1975,24 @@ mime_parse_letter_unfiltered(const char *raw, size_t len,
 		return mime_reject(err, 413, "too_large",
 		    "the message is larger than %zu bytes", lim->max_size);
 	mime_init();
+
+	/*
+	 * A message saved from an mbox starts with a "From " envelope line
+	 * ("From sender date"), not a header field; libetpan then finds no
+	 * header at all, and the letter would lose its subject and show its
+	 * header as text.  "From :" is a field in obsolete syntax: kept.
+	 */
+	if (len > 5 && memcmp(raw, "From ", 5) == 0) {
+		for (idx = 5; idx < len && (raw[idx] == ' ' ||
+		    raw[idx] == '\t'); idx++)
+			;
+		if (idx < len && raw[idx] != ':' &&
+		    (nl = memchr(raw, '\n', len)) != NULL) {
+			len -= (size_t)(nl + 1 - raw);
+			raw = nl + 1;
+		}
+		idx = 0;
+	}
 
 	r = mailmime_parse(raw, len, &idx, &mime);
 	if (r != MAILIMF_NO_ERROR || mime == NULL) {

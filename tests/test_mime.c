@@ -554,6 +554,20 @@ test_content_rules(void)
 	    "quoted-printable attachment: NUL kept, line ends CRLF");
 	letter_doc_free(&doc);
 
+	msg = "From someone@example.org  Thu Apr 30 14:27:51 1998\r\n"
+	    "Subject: saved\r\n\r\nbody\r\n";
+	r = mime_parse_letter(msg, strlen(msg), &lim, &doc, &err);
+	ok(r == 0 && doc != NULL && strcmp(doc->subject, "saved") == 0 &&
+	    strcmp(doc->text, "body\n") == 0, "mbox From line skipped");
+	letter_doc_free(&doc);
+
+	msg = "From : a@example.org\r\nSubject: obs\r\n\r\nbody\r\n";
+	r = mime_parse_letter(msg, strlen(msg), &lim, &doc, &err);
+	ok(r == 0 && doc != NULL && strcmp(doc->subject, "obs") == 0 &&
+	    strcmp(doc->text, "body\n") == 0,
+	    "\"From :\" (obsolete syntax) is a field, not an mbox line");
+	letter_doc_free(&doc);
+
 	/*
 	 * An empty part (a delimiter right after another, or after one
 	 * empty line): libetpan ran it on into the next part, so a named
