@@ -160,6 +160,8 @@ static void	 scan_ct_reset(struct scan_ct *);
 static void	 scan_ct_parse(const char *, size_t, struct scan_ct *);
 static int	 pf_structure(const char *, size_t, const struct mime_limits *,
 		    struct letter_error *);
+static size_t	 ew_word(const char *, size_t, size_t, char *,
+		    struct buf *);
 static char	*decode_words(const char *);
 static char	*subject_get(struct mailimf_fields *);
 static char	*part_ctype(struct mailmime_content *);
@@ -1161,26 +1163,118 @@ mime_prefilter(const char *raw, size_t len, const struct mime_limits *lim,
 
 /* --- the letter ----------------------------------------------------------- */
 
-/* RFC 2047-decode a header value to a malloc'd UTF-8 string. */
+/*
+ * One RFC 2047 encoded word at s[i..n), its charset (language dropped) in
+ * cset and its bytes appended to bytes: the index after it, or 0 if there
+ * is no well-formed word there.
+ *   encoded-word = "=?" charset ["*" language] "?" encoding "?"
+ *                  encoded-text "?="
+ */
+static size_t
+ew_word(const char *s, size_t n, size_t i, char *cset, struct buf *bytes)
+{
+	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			    "abcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t		 cs, ce, ts, te, k;
+	unsigned int	 acc = 0, bits = 0;
+	const char	*q;
+	int		 enc, hi, lo;
+
+	if (i + 1 >= n || s[i] != '=' || s[i + 1] != '?')
+		return 0;
+	for (cs = ce = i + 2; ce < n && s[ce] != '?'; ce++) {
+		if (s[ce] == ' ' || s[ce] == '\t' || s[ce] == '\r' ||
+		    s[ce] == '\n')
+			return 0;
+	}
+	if (ce == cs || ce - cs >= MIME_CHARSET_MAX || ce + 2 >= n ||
+	    s[ce + 2] != '?')
+		return 0;
+	enc = s[ce + 1];
+	if (enc != 'b' && enc != 'B' && enc != 'q' && enc != 'Q')
+		return 0;
+	for (ts = te = ce + 3; te + 1 < n && !(s[te] == '?' &&
+	    s[te + 1] == '='); te++) {
+		if (s[te] == ' ' || s[te] == '\t' || s[te] == '\r' ||
+		    s[te] == '\n' || s[te] == '?')
+			return 0;
+	}
+	if (te + 1 >= n)
+		return 0;
+	memcpy(cset, s + cs, ce - cs);
+	cset[ce - cs] = '\0';
+	cset[strcspn(cset, "*")] = '\0';
+	for (k = ts; k < te; k++) {
+		if (enc == 'q' || enc == 'Q') {
+			if (s[k] == '_')
+				buf_addc(bytes, ' ');
+			else if (s[k] == '=' && k + 2 < te &&
+			    (hi = hexval((unsigned char)s[k + 1])) >= 0 &&
+			    (lo = hexval((unsigned char)s[k + 2])) >= 0) {
+				buf_addc(bytes, hi << 4 | lo);
+				k += 2;
+			} else
+				buf_addc(bytes, s[k]);
+		} else if (s[k] != '\0' && (q = strchr(b64, s[k])) != NULL) {
+			acc = (acc << 6) | (unsigned int)(q - b64);
+			bits += 6;
+			if (bits >= 8) {
+				bits -= 8;
+				buf_addc(bytes, (int)((acc >> bits) & 0xff));
+			}
+		}
+	}
+	return te + 2;
+}
+
+/*
+ * RFC 2047-decode a header value to a malloc'd UTF-8 string.  Done here,
+ * not with libetpan's mailmime_encoded_phrase_parse(), which collapses
+ * every run of white space to one space ("Priceless  Moment" lost a
+ * space).  White space between two encoded words goes (section 6.2); the
+ * bytes of adjacent words in one charset are converted together, since
+ * senders split a multibyte character across words.  Text outside words is
+ * UTF-8 if the whole value is, else windows-1252; a malformed word stays as
+ * it is written.
+ */
 static char *
 decode_words(const char *raw)
 {
-	struct buf	 b;
+	struct buf	 b, pend;
 	const char	*dflt;
-	char		*out = NULL;
-	size_t		 idx = 0, n = strlen(raw);
+	char		 cset[MIME_CHARSET_MAX], pcset[MIME_CHARSET_MAX];
+	size_t		 n = strlen(raw), i, k, plain = 0, end, mark;
+	int		 prev_word = 0, only_ws;
 
 	dflt = utf8_valid(raw, n) ? "utf-8" : "windows-1252";
 	memset(&b, 0, sizeof(b));
-	if (mailmime_encoded_phrase_parse(dflt, raw, n, &idx, "utf-8",
-	    &out) == MAILIMF_NO_ERROR && out != NULL) {
-		utf8_sanitize(&b, out, strlen(out));
-		explicit_bzero(out, strlen(out));
-		free(out);
-	} else {
-		free(out);
-		conv_to_utf8(dflt, &b, raw, n);
+	memset(&pend, 0, sizeof(pend));
+	buf_grow(&pend, 0);	/* never NULL, also for empty words */
+	pcset[0] = '\0';
+	for (i = 0; i < n; ) {
+		mark = pend.len;
+		if ((end = ew_word(raw, n, i, cset, &pend)) == 0) {
+			i++;
+			continue;
+		}
+		for (only_ws = 1, k = plain; k < i && only_ws; k++)
+			only_ws = raw[k] == ' ' || raw[k] == '\t' ||
+			    raw[k] == '\r' || raw[k] == '\n';
+		if (!(prev_word && only_ws && strcasecmp(cset, pcset) == 0)) {
+			/* Convert what came before this word's bytes. */
+			conv_to_utf8(pcset, &b, pend.p, mark);
+			memmove(pend.p, pend.p + mark, pend.len - mark);
+			pend.len -= mark;
+			if (!(prev_word && only_ws))
+				conv_to_utf8(dflt, &b, raw + plain, i - plain);
+			strlcpy_sp(pcset, cset, sizeof(pcset));
+		}
+		prev_word = 1;
+		plain = i = end;
 	}
+	conv_to_utf8(pcset, &b, pend.p, pend.len);
+	conv_to_utf8(dflt, &b, raw + plain, n - plain);
+	buf_wipe(&pend);
 	return buf_cstr(&b);
 }
 

@@ -554,6 +554,22 @@ test_content_rules(void)
 	    "quoted-printable attachment: NUL kept, line ends CRLF");
 	letter_doc_free(&doc);
 
+	/*
+	 * RFC 2047, decoded by mime.c (libetpan's decoder collapsed white
+	 * space runs): runs kept outside words, white space between words
+	 * dropped, a UTF-8 sequence split over two words joined, words in
+	 * two charsets each converted, a malformed word kept as written.
+	 */
+	msg = "Subject: Priceless  Moment =?utf-8?B?w6k=?=\r\n"
+	    " =?UTF-8?Q?=C3?= =?utf-8?Q?=A9_x?=  \t=?iso-8859-1?q?=E9?="
+	    "=?iso-8859-2?B?uQ==?= =?bad =?utf-8?q?a?b?= end\r\n\r\nx\r\n";
+	r = mime_parse_letter(msg, strlen(msg), &lim, &doc, &err);
+	ok(r == 0 && doc != NULL && strcmp(doc->subject, "Priceless  Moment "
+	    "\xc3\xa9\xc3\xa9 x\xc3\xa9\xc5\xa1 =?bad =?utf-8?q?a?b?= end") == 0,
+	    "subject: RFC 2047 words joined, white space runs kept (%s)",
+	    doc != NULL ? doc->subject : err.code);
+	letter_doc_free(&doc);
+
 	msg = "From someone@example.org  Thu Apr 30 14:27:51 1998\r\n"
 	    "Subject: saved\r\n\r\nbody\r\n";
 	r = mime_parse_letter(msg, strlen(msg), &lim, &doc, &err);
