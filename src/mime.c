@@ -5,8 +5,11 @@
  * of libetpan's MIME tree into a struct letter_doc, charset conversion to
  * UTF-8 (iconv, with a cache of converters kept open so that nothing has to
  * be loaded once the sandbox's seccomp filter is in place) and the RFC 2231
- * parameter decoding that libetpan 1.9.4 lacks.  The only file besides the
- * SMTP/IMAP workers that includes libetpan headers.
+ * parameter decoding that libetpan 1.9.4 lacks.  Also done here rather than
+ * by libetpan, which gets them wrong: quoted-printable (qp_decode), RFC 2047
+ * words in the subject and filename= (decode_words), and multiparts with
+ * an empty part or no close delimiter (walk_repair).  The only file besides
+ * the SMTP/IMAP workers that includes libetpan headers.
  *
  * Public: mime_limits_default, mime_init, mime_prefilter, mime_parse_letter,
  * mime_parse_letter_unfiltered; for dsn.c (mime_int.h): mime_utf8_len,
