@@ -5,8 +5,11 @@
  * of libetpan's MIME tree into a struct letter_doc, charset conversion to
  * UTF-8 (iconv, with a cache of converters kept open so that nothing has to
  * be loaded once the sandbox's seccomp filter is in place) and the RFC 2231
- * parameter decoding that libetpan 1.9.4 lacks.  The only file besides the
- * SMTP/IMAP workers that includes libetpan headers.
+ * parameter decoding that libetpan 1.9.4 lacks.  Also done here rather than
+ * by libetpan, which gets them wrong: quoted-printable (qp_decode), RFC 2047
+ * words in the subject and filename= (decode_words), and multiparts with
+ * an empty part or no close delimiter (walk_repair).  The only file besides
+ * the SMTP/IMAP workers that includes libetpan headers.
  *
  * Public: mime_limits_default, mime_init, mime_prefilter, mime_parse_letter,
  * mime_parse_letter_unfiltered; for dsn.c (mime_int.h): mime_utf8_len,
@@ -26,6 +29,7 @@
  *    Content-Type field are "bad_content_type" (they could smuggle a quote).
  *
  * Letter:
+ *  - a leading mbox "From " line is skipped;
  *  - subject: RFC 2047 decoded to UTF-8, unfolded, controls become spaces;
  *  - bodies: the first text/plain and the first text/html that are neither
  *    attachments (disposition "attachment" or a filename) nor inside an
@@ -159,6 +163,8 @@ static void	 scan_ct_reset(struct scan_ct *);
 static void	 scan_ct_parse(const char *, size_t, struct scan_ct *);
 static int	 pf_structure(const char *, size_t, const struct mime_limits *,
 		    struct letter_error *);
+static size_t	 ew_word(const char *, size_t, size_t, char *,
+		    struct buf *);
 static char	*decode_words(const char *);
 static char	*subject_get(struct mailimf_fields *);
 static char	*part_ctype(struct mailmime_content *);
@@ -168,11 +174,15 @@ static char	*disp_filename(struct mailmime_disposition *);
 static char	*ct_filename(struct mailmime_content *);
 static char	*filename_clean(const char *);
 static char	*text_normalise(const char *, size_t, const char *);
+static int	 hexval(int);
+static void	 qp_decode(struct buf *, const char *, size_t);
 static int	 part_decode(struct walk *, struct mailmime_data *, int,
 		    char **, size_t *);
 static int	 walk_leaf(struct walk *, struct mailmime *, int);
 static int	 walk_node(struct walk *, struct mailmime *, size_t);
 static int	 walk_repair(struct walk *, struct mailmime *, size_t);
+static int	 delim_line(const char *, size_t, const char *, size_t);
+static int	 has_empty_part(struct mailmime *);
 static int	 repair_part(struct walk *, const char *, size_t, size_t);
 static void	 doc_add_attachment(struct letter_doc *, char *, char *,
 		    char *, size_t);
@@ -1156,26 +1166,118 @@ mime_prefilter(const char *raw, size_t len, const struct mime_limits *lim,
 
 /* --- the letter ----------------------------------------------------------- */
 
-/* RFC 2047-decode a header value to a malloc'd UTF-8 string. */
+/*
+ * One RFC 2047 encoded word at s[i..n), its charset (language dropped) in
+ * cset and its bytes appended to bytes: the index after it, or 0 if there
+ * is no well-formed word there.
+ *   encoded-word = "=?" charset ["*" language] "?" encoding "?"
+ *                  encoded-text "?="
+ */
+static size_t
+ew_word(const char *s, size_t n, size_t i, char *cset, struct buf *bytes)
+{
+	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			    "abcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t		 cs, ce, ts, te, k;
+	unsigned int	 acc = 0, bits = 0;
+	const char	*q;
+	int		 enc, hi, lo;
+
+	if (i + 1 >= n || s[i] != '=' || s[i + 1] != '?')
+		return 0;
+	for (cs = ce = i + 2; ce < n && s[ce] != '?'; ce++) {
+		if (s[ce] == ' ' || s[ce] == '\t' || s[ce] == '\r' ||
+		    s[ce] == '\n')
+			return 0;
+	}
+	if (ce == cs || ce - cs >= MIME_CHARSET_MAX || ce + 2 >= n ||
+	    s[ce + 2] != '?')
+		return 0;
+	enc = s[ce + 1];
+	if (enc != 'b' && enc != 'B' && enc != 'q' && enc != 'Q')
+		return 0;
+	for (ts = te = ce + 3; te + 1 < n && !(s[te] == '?' &&
+	    s[te + 1] == '='); te++) {
+		if (s[te] == ' ' || s[te] == '\t' || s[te] == '\r' ||
+		    s[te] == '\n' || s[te] == '?')
+			return 0;
+	}
+	if (te + 1 >= n)
+		return 0;
+	memcpy(cset, s + cs, ce - cs);
+	cset[ce - cs] = '\0';
+	cset[strcspn(cset, "*")] = '\0';
+	for (k = ts; k < te; k++) {
+		if (enc == 'q' || enc == 'Q') {
+			if (s[k] == '_')
+				buf_addc(bytes, ' ');
+			else if (s[k] == '=' && k + 2 < te &&
+			    (hi = hexval((unsigned char)s[k + 1])) >= 0 &&
+			    (lo = hexval((unsigned char)s[k + 2])) >= 0) {
+				buf_addc(bytes, hi << 4 | lo);
+				k += 2;
+			} else
+				buf_addc(bytes, s[k]);
+		} else if (s[k] != '\0' && (q = strchr(b64, s[k])) != NULL) {
+			acc = (acc << 6) | (unsigned int)(q - b64);
+			bits += 6;
+			if (bits >= 8) {
+				bits -= 8;
+				buf_addc(bytes, (int)((acc >> bits) & 0xff));
+			}
+		}
+	}
+	return te + 2;
+}
+
+/*
+ * RFC 2047-decode a header value to a malloc'd UTF-8 string.  Done here,
+ * not with libetpan's mailmime_encoded_phrase_parse(), which collapses
+ * every run of white space to one space ("Priceless  Moment" lost a
+ * space).  White space between two encoded words goes (section 6.2); the
+ * bytes of adjacent words in one charset are converted together, since
+ * senders split a multibyte character across words.  Text outside words is
+ * UTF-8 if the whole value is, else windows-1252; a malformed word stays as
+ * it is written.
+ */
 static char *
 decode_words(const char *raw)
 {
-	struct buf	 b;
+	struct buf	 b, pend;
 	const char	*dflt;
-	char		*out = NULL;
-	size_t		 idx = 0, n = strlen(raw);
+	char		 cset[MIME_CHARSET_MAX], pcset[MIME_CHARSET_MAX];
+	size_t		 n = strlen(raw), i, k, plain = 0, end, mark;
+	int		 prev_word = 0, only_ws;
 
 	dflt = utf8_valid(raw, n) ? "utf-8" : "windows-1252";
 	memset(&b, 0, sizeof(b));
-	if (mailmime_encoded_phrase_parse(dflt, raw, n, &idx, "utf-8",
-	    &out) == MAILIMF_NO_ERROR && out != NULL) {
-		utf8_sanitize(&b, out, strlen(out));
-		explicit_bzero(out, strlen(out));
-		free(out);
-	} else {
-		free(out);
-		conv_to_utf8(dflt, &b, raw, n);
+	memset(&pend, 0, sizeof(pend));
+	buf_grow(&pend, 0);	/* never NULL, also for empty words */
+	pcset[0] = '\0';
+	for (i = 0; i < n; ) {
+		mark = pend.len;
+		if ((end = ew_word(raw, n, i, cset, &pend)) == 0) {
+			i++;
+			continue;
+		}
+		for (only_ws = 1, k = plain; k < i && only_ws; k++)
+			only_ws = raw[k] == ' ' || raw[k] == '\t' ||
+			    raw[k] == '\r' || raw[k] == '\n';
+		if (!(prev_word && only_ws && strcasecmp(cset, pcset) == 0)) {
+			/* Convert what came before this word's bytes. */
+			conv_to_utf8(pcset, &b, pend.p, mark);
+			memmove(pend.p, pend.p + mark, pend.len - mark);
+			pend.len -= mark;
+			if (!(prev_word && only_ws))
+				conv_to_utf8(dflt, &b, raw + plain, i - plain);
+			strlcpy_sp(pcset, cset, sizeof(pcset));
+		}
+		prev_word = 1;
+		plain = i = end;
 	}
+	conv_to_utf8(pcset, &b, pend.p, pend.len);
+	conv_to_utf8(dflt, &b, raw + plain, n - plain);
+	buf_wipe(&pend);
 	return buf_cstr(&b);
 }
 
@@ -1525,14 +1627,89 @@ text_normalise(const char *s, size_t n, const char *charset)
 	return buf_cstr(&out);
 }
 
+/* The value of a hex digit, or -1. */
+static int
+hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * RFC 2045 section 6.7 quoted-printable, decoded here rather than by
+ * libetpan 1.9.4, which turns "=" followed by anything but a line end into
+ * a byte, reading a non-hex character as 0 ("version=\"1.0\"" became
+ * "version\x01.0\"") and so silently changes the text.  Rules:
+ *   qp-octet = "=" 2(HEXDIG) -> that octet (lower case accepted);
+ *   "=" *(SP / HTAB) line end, or at the end -> soft line break, removed;
+ *   any other "=" -> kept as it is (the robust reading of note (2));
+ *   white space at the end of a line -> removed (rule 3: added in
+ *   transport);
+ *   line ends (CRLF, LF, a lone CR) -> CRLF, the canonical form, as
+ *   libetpan's decoder gives them.
+ */
+static void
+qp_decode(struct buf *out, const char *s, size_t n)
+{
+	size_t	 i, j, ws;
+	int	 hi, lo;
+
+	buf_grow(out, n);
+	for (i = 0; i < n; i++) {
+		if (s[i] == '\r' || s[i] == '\n') {
+			if (s[i] == '\r' && i + 1 < n && s[i + 1] == '\n')
+				i++;
+			buf_add(out, "\r\n", 2);
+			continue;
+		}
+		if (s[i] == ' ' || s[i] == '\t') {
+			/* Keep white space only if text follows on the line. */
+			for (j = i; j < n && (s[j] == ' ' || s[j] == '\t'); j++)
+				;
+			ws = j - i;
+			if (j < n && s[j] != '\r' && s[j] != '\n')
+				buf_add(out, s + i, ws);
+			i = j - 1;
+			continue;
+		}
+		if (s[i] != '=') {
+			buf_addc(out, s[i]);
+			continue;
+		}
+		if (i + 2 < n && (hi = hexval((unsigned char)s[i + 1])) >= 0 &&
+		    (lo = hexval((unsigned char)s[i + 2])) >= 0) {
+			buf_addc(out, hi << 4 | lo);
+			i += 2;
+			continue;
+		}
+		for (j = i + 1; j < n && (s[j] == ' ' || s[j] == '\t'); j++)
+			;
+		if (j == n || s[j] == '\r' || s[j] == '\n') {
+			/* A soft line break: the line end goes too. */
+			if (j < n && s[j] == '\r' && j + 1 < n &&
+			    s[j + 1] == '\n')
+				j++;
+			i = j;
+			continue;
+		}
+		buf_addc(out, '=');
+	}
+}
+
 /* Transfer-decode a part's body into a malloc'd copy. */
 static int
 part_decode(struct walk *w, struct mailmime_data *data, int enc, char **outp,
     size_t *outlenp)
 {
-	char	*dec = NULL;
-	size_t	 cur = 0, dlen = 0;
-	int	 r;
+	struct buf	 qp;
+	char		*dec = NULL;
+	size_t		 cur = 0, dlen = 0;
+	int		 r;
 
 	*outp = NULL;
 	*outlenp = 0;
@@ -1540,6 +1717,20 @@ part_decode(struct walk *w, struct mailmime_data *data, int enc, char **outp,
 	    data->dt_data.dt_text.dt_data == NULL ||
 	    data->dt_data.dt_text.dt_length == 0) {
 		*outp = xstrdup("");
+		return 0;
+	}
+	if (enc == MAILMIME_MECHANISM_QUOTED_PRINTABLE) {
+		memset(&qp, 0, sizeof(qp));
+		qp_decode(&qp, data->dt_data.dt_text.dt_data,
+		    data->dt_data.dt_text.dt_length);
+		if (qp.len > w->lim->max_attachment_size) {
+			buf_wipe(&qp);
+			return mime_reject(w->err, 413, "attachment_too_large",
+			    "a part is larger than %zu bytes",
+			    w->lim->max_attachment_size);
+		}
+		*outlenp = qp.len;
+		*outp = buf_cstr(&qp);
 		return 0;
 	}
 	r = mailmime_part_parse(data->dt_data.dt_text.dt_data,
@@ -1687,10 +1878,74 @@ repair_part(struct walk *w, const char *s, size_t n, size_t depth)
 }
 
 /*
+ * Is the line d[0..n) (line end excluded) a delimiter of boundary b?
+ * dash-boundary = "--" boundary; 1 for a delimiter (transport padding
+ * allowed after it), 2 for the close delimiter, 0 otherwise.
+ */
+static int
+delim_line(const char *d, size_t n, const char *b, size_t blen)
+{
+	size_t	 k;
+
+	if (n > 0 && d[n - 1] == '\r')
+		n--;
+	if (n < 2 + blen || d[0] != '-' || d[1] != '-' ||
+	    memcmp(d + 2, b, blen) != 0)
+		return 0;
+	k = 2 + blen;
+	if (n - k >= 2 && d[k] == '-' && d[k + 1] == '-')
+		return 2;
+	while (k < n && (d[k] == ' ' || d[k] == '\t'))
+		k++;
+	return k == n ? 1 : 0;
+}
+
+/*
+ * Does the multipart hold an empty part, a delimiter line right after
+ * another or after another and one empty line?  libetpan 1.9.4 takes the line end after the first delimiter as
+ * the one before the second, so it misses the second delimiter and runs
+ * the empty part on to the next one or to the end: the following part's
+ * headers (a named attachment, say) and even the epilogue become body text.
+ */
+static int
+has_empty_part(struct mailmime *m)
+{
+	struct mailmime_single_fields	 sf;
+	struct mailmime_data		*body = m->mm_body;
+	const char			*b, *d, *nl;
+	size_t				 len, blen, pos, end;
+	int				 prev = 0, cur;
+
+	mailmime_single_fields_init(&sf, m->mm_mime_fields, m->mm_content_type);
+	if ((b = sf.fld_content_boundary) == NULL || body == NULL ||
+	    body->dt_type != MAILMIME_DATA_TEXT ||
+	    (d = body->dt_data.dt_text.dt_data) == NULL)
+		return 0;
+	len = body->dt_data.dt_text.dt_length;
+	blen = strlen(b);
+	for (pos = 0; pos < len; pos = end + 1) {
+		nl = memchr(d + pos, '\n', len - pos);
+		end = nl != NULL ? (size_t)(nl - d) : len;
+		cur = delim_line(d + pos, end - pos, b, blen);
+		if (prev != 0 && cur != 0)
+			return 1;
+		if (cur == 2)
+			return 0;
+		/* An empty line alone does not end the empty part either. */
+		if (cur == 0 && prev == 1 && (end == pos ||
+		    (end == pos + 1 && d[pos] == '\r')))
+			cur = 3;
+		prev = cur == 2 ? 0 : cur;
+	}
+	return 0;
+}
+
+/*
  * libetpan keeps no part at all of a multipart that lacks its close
- * delimiter or holds an empty part: split the body on its delimiter lines
- * here and parse each part on its own, so the parts a reader's mail client
- * would show are kept.  Bounded by MIME_MAX_REPAIRS per message.
+ * delimiter, and runs an empty part on into the next (has_empty_part()):
+ * split the body on its delimiter lines here and parse each part on its
+ * own, so the parts a reader's mail client would show are kept.  Bounded
+ * by MIME_MAX_REPAIRS per message.
  */
 static int
 walk_repair(struct walk *w, struct mailmime *m, size_t depth)
@@ -1698,9 +1953,9 @@ walk_repair(struct walk *w, struct mailmime *m, size_t depth)
 	struct mailmime_single_fields	 sf;
 	struct mailmime_data		*body = m->mm_body;
 	const char			*b, *d, *nl;
-	size_t				 len, blen, pos, end, n, k;
+	size_t				 len, blen, pos, end;
 	size_t				 start = SIZE_MAX;
-	int				 r = 0, close;
+	int				 r = 0, kind;
 
 	mailmime_single_fields_init(&sf, m->mm_mime_fields, m->mm_content_type);
 	if ((b = sf.fld_content_boundary) == NULL || body == NULL ||
@@ -1714,28 +1969,15 @@ walk_repair(struct walk *w, struct mailmime *m, size_t depth)
 	len = body->dt_data.dt_text.dt_length;
 	blen = strlen(b);
 
-	/* dash-boundary = "--" boundary; delimiter lines start with it. */
 	for (pos = 0; pos < len && r == 0; pos = end + 1) {
 		nl = memchr(d + pos, '\n', len - pos);
 		end = nl != NULL ? (size_t)(nl - d) : len;
-		n = end - pos;
-		if (n > 0 && d[end - 1] == '\r')
-			n--;
-		if (n < 2 + blen || d[pos] != '-' || d[pos + 1] != '-' ||
-		    memcmp(d + pos + 2, b, blen) != 0)
+		if ((kind = delim_line(d + pos, end - pos, b, blen)) == 0)
 			continue;
-		k = pos + 2 + blen;
-		close = n - 2 - blen >= 2 && d[k] == '-' && d[k + 1] == '-';
-		if (!close) {
-			while (k < pos + n && (d[k] == ' ' || d[k] == '\t'))
-				k++;
-			if (k != pos + n)
-				continue;
-		}
 		if (start != SIZE_MAX)
 			r = repair_part(w, d + start, pos - start, depth);
-		start = close || nl == NULL ? SIZE_MAX : end + 1;
-		if (close)
+		start = kind == 2 || nl == NULL ? SIZE_MAX : end + 1;
+		if (kind == 2)
 			break;
 	}
 	if (r == 0 && start != SIZE_MAX && start < len)
@@ -1761,7 +2003,8 @@ walk_node(struct walk *w, struct mailmime *m, size_t depth)
 	switch (m->mm_type) {
 	case MAILMIME_MULTIPLE:
 		if (m->mm_data.mm_multipart.mm_mp_list == NULL ||
-		    clist_isempty(m->mm_data.mm_multipart.mm_mp_list))
+		    clist_isempty(m->mm_data.mm_multipart.mm_mp_list) ||
+		    (w->repairs < MIME_MAX_REPAIRS && has_empty_part(m)))
 			return walk_repair(w, m, depth);
 		for (it = clist_begin(m->mm_data.mm_multipart.mm_mp_list);
 		    it != NULL; it = clist_next(it)) {
@@ -1819,6 +2062,7 @@ mime_parse_letter_unfiltered(const char *raw, size_t len,
 	struct mailmime		*mime = NULL;
 	struct letter_limits	 llim;
 	struct walk		 w;
+	const char		*nl;
 	size_t			 idx = 0;
 	int			 r;
 
@@ -1828,6 +2072,24 @@ mime_parse_letter_unfiltered(const char *raw, size_t len,
 		return mime_reject(err, 413, "too_large",
 		    "the message is larger than %zu bytes", lim->max_size);
 	mime_init();
+
+	/*
+	 * A message saved from an mbox starts with a "From " envelope line
+	 * ("From sender date"), not a header field; libetpan then finds no
+	 * header at all, and the letter would lose its subject and show its
+	 * header as text.  "From :" is a field in obsolete syntax: kept.
+	 */
+	if (len > 5 && memcmp(raw, "From ", 5) == 0) {
+		for (idx = 5; idx < len && (raw[idx] == ' ' ||
+		    raw[idx] == '\t'); idx++)
+			;
+		if (idx < len && raw[idx] != ':' &&
+		    (nl = memchr(raw, '\n', len)) != NULL) {
+			len -= (size_t)(nl + 1 - raw);
+			raw = nl + 1;
+		}
+		idx = 0;
+	}
 
 	r = mailmime_parse(raw, len, &idx, &mime);
 	if (r != MAILIMF_NO_ERROR || mime == NULL) {

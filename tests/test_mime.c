@@ -529,6 +529,85 @@ test_content_rules(void)
 	    "unknown charset, not UTF-8: read as windows-1252");
 	letter_doc_free(&doc);
 
+	/*
+	 * Quoted-printable (RFC 2045 6.7): an "=" not followed by two hex
+	 * digits or a line end stays as it is (libetpan made "=\"1" a \x01
+	 * byte); soft breaks, also with white space after the "=", join
+	 * lines; trailing white space goes; lower-case hex is read.
+	 */
+	msg = "Subject: x\r\nContent-Type: text/plain; charset=windows-1252"
+	    "\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+	    "<?xml version=\"1.0\" a=3Db =ZZ 100%=\r\n"
+	    "joined=  \r\nalso =ae=AE  \r\nend=";
+	r = mime_parse_letter(msg, strlen(msg), &lim, &doc, &err);
+	ok(r == 0 && doc != NULL && strcmp(doc->text, "<?xml version=\"1.0\" "
+	    "a=b =ZZ 100%joinedalso \xc2\xae\xc2\xae\nend") == 0,
+	    "quoted-printable: bad escapes kept, soft breaks, trailing space");
+	letter_doc_free(&doc);
+
+	msg = "Subject: x\r\nContent-Type: application/octet-stream\r\n"
+	    "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+	    "a=00b\nc=0D=0A=\n\r\n";
+	r = mime_parse_letter(msg, strlen(msg), &lim, &doc, &err);
+	ok(r == 0 && doc != NULL && doc->natt == 1 && doc->att[0].len == 10 &&
+	    memcmp(doc->att[0].data, "a\0b\r\nc\r\n\r\n", 10) == 0,
+	    "quoted-printable attachment: NUL kept, line ends CRLF");
+	letter_doc_free(&doc);
+
+	/*
+	 * RFC 2047, decoded by mime.c (libetpan's decoder collapsed white
+	 * space runs): runs kept outside words, white space between words
+	 * dropped, a UTF-8 sequence split over two words joined, words in
+	 * two charsets each converted, a malformed word kept as written.
+	 */
+	msg = "Subject: Priceless  Moment =?utf-8?B?w6k=?=\r\n"
+	    " =?UTF-8?Q?=C3?= =?utf-8?Q?=A9_x?=  \t=?iso-8859-1?q?=E9?="
+	    "=?iso-8859-2?B?uQ==?= =?bad =?utf-8?q?a?b?= end\r\n\r\nx\r\n";
+	r = mime_parse_letter(msg, strlen(msg), &lim, &doc, &err);
+	ok(r == 0 && doc != NULL && strcmp(doc->subject, "Priceless  Moment "
+	    "\xc3\xa9\xc3\xa9 x\xc3\xa9\xc5\xa1 =?bad =?utf-8?q?a?b?= end") == 0,
+	    "subject: RFC 2047 words joined, white space runs kept (%s)",
+	    doc != NULL ? doc->subject : err.code);
+	letter_doc_free(&doc);
+
+	msg = "From someone@example.org  Thu Apr 30 14:27:51 1998\r\n"
+	    "Subject: saved\r\n\r\nbody\r\n";
+	r = mime_parse_letter(msg, strlen(msg), &lim, &doc, &err);
+	ok(r == 0 && doc != NULL && strcmp(doc->subject, "saved") == 0 &&
+	    strcmp(doc->text, "body\n") == 0, "mbox From line skipped");
+	letter_doc_free(&doc);
+
+	msg = "From : a@example.org\r\nSubject: obs\r\n\r\nbody\r\n";
+	r = mime_parse_letter(msg, strlen(msg), &lim, &doc, &err);
+	ok(r == 0 && doc != NULL && strcmp(doc->subject, "obs") == 0 &&
+	    strcmp(doc->text, "body\n") == 0,
+	    "\"From :\" (obsolete syntax) is a field, not an mbox line");
+	letter_doc_free(&doc);
+
+	/*
+	 * An empty part (a delimiter right after another, or after one
+	 * empty line): libetpan ran it on into the next part, so a named
+	 * attachment's headers and the epilogue became body text.
+	 */
+	msg = "Subject: x\r\nContent-Type: multipart/mixed; boundary=k\r\n"
+	    "\r\n--k\r\nContent-Type: text/plain\r\n\r\nhello\r\n--k\r\n"
+	    "--k\r\nContent-Type: text/html\r\nContent-Disposition: "
+	    "attachment; filename=\"page.html\"\r\n\r\n<p>x</p>\r\n"
+	    "--k--\r\n\r\nepilogue\r\n";
+	r = mime_parse_letter(msg, strlen(msg), &lim, &doc, &err);
+	ok(r == 0 && doc != NULL && strcmp(doc->text, "hello") == 0 &&
+	    doc->natt == 1 && strcmp(doc->att[0].filename, "page.html") == 0,
+	    "empty part between delimiters: the next part is kept whole");
+	letter_doc_free(&doc);
+
+	msg = "Subject: x\r\nContent-Type: multipart/mixed; boundary=k\r\n"
+	    "\r\n--k\r\nContent-Type: text/plain\r\n\r\nhello\r\n--k\r\n"
+	    "\r\n--k--\r\n\r\nepilogue\r\n";
+	r = mime_parse_letter(msg, strlen(msg), &lim, &doc, &err);
+	ok(r == 0 && doc != NULL && strcmp(doc->text, "hello") == 0 &&
+	    doc->natt == 0, "empty last part: the epilogue is not text");
+	letter_doc_free(&doc);
+
 	msg = "Subject: x\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
 	    "ok \xff\xfe end\r\n";
 	r = mime_parse_letter(msg, strlen(msg), &lim, &doc, &err);
