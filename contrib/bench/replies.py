@@ -217,6 +217,82 @@ def lmtp_deliver(port, rcpt, msgs):
     return t1 - t0, bad
 
 
+class IdleWatch:
+    """An IMAP client idling on the INBOX: arm() before an APPEND, wait()
+    returns when (time.time()) it read the untagged EXISTS."""
+
+    def __init__(self, dv):
+        import socket
+        ctx = ssl.create_default_context(cafile=dv.ca)
+        self.s = ctx.wrap_socket(socket.create_connection(
+            ("127.0.0.1", dv.imaps), 30), server_hostname="localhost")
+        self.f = self.s.makefile("rb")
+        self.f.readline()
+        self.cmd(b"a LOGIN %s %s" % (dv.user.encode(),
+                                      dv.password.encode()), b"a ")
+        self.cmd(b"b SELECT INBOX", b"b ")
+        self.th = None
+
+    def cmd(self, line, until):
+        self.s.sendall(line + b"\r\n")
+        while True:
+            r = self.f.readline()
+            if not r:
+                raise RuntimeError("IDLE client: connection closed")
+            if r.startswith(until):
+                return r
+
+    def arm(self):
+        import threading
+        self.cmd(b"c IDLE", b"+")
+        self.seen = None
+
+        def read():
+            while True:
+                r = self.f.readline()
+                if not r or r.rstrip().endswith(b"EXISTS"):
+                    self.seen = time.time()
+                    return
+        self.th = threading.Thread(target=read)
+        self.th.start()
+
+    def wait(self):
+        self.th.join(30)
+        self.cmd(b"DONE", b"c ")
+        return self.seen or time.time()
+
+    def close(self):
+        try:
+            self.cmd(b"z LOGOUT", b"z ")
+        except (OSError, RuntimeError):
+            pass
+        self.s.close()
+
+
+def imap_floor(dv):
+    """UID FETCH BODY.PEEK[] and UID MOVE of every INBOX message, one
+    after the other, as sealpostd's worker does but with nothing done in
+    between; (seconds from after SELECT to the last MOVE, moved)."""
+    m = imap_login(dv)
+    m.create("processed")
+    m.select("INBOX")
+    t0 = time.time()
+    typ, data = m.uid("SEARCH", None, "UNDELETED")
+    uids = data[0].split()
+    m.uid("FETCH", b",".join(uids), "(UID RFC822.SIZE)")
+    moved = 0
+    for u in uids:
+        typ, data = m.uid("FETCH", u, "(BODY.PEEK[])")
+        if typ != "OK" or not data or not isinstance(data[0], tuple):
+            continue
+        typ, _ = m.uid("MOVE", u, "processed")
+        if typ == "OK":
+            moved += 1
+    t1 = time.time()
+    m.logout()
+    return t1 - t0, moved
+
+
 # -- sealpostd --------------------------------------------------------------
 
 class Bench:
@@ -370,7 +446,8 @@ def run(B, a, refs):
         if k not in ("password_file", "ca_file")))
     dv2 = B.dovecot() if "dovecot" in refs else None
     res = {k: [] for k in ("imap", "imap_cpu", "imap_dcpu", "append",
-                           "lmtp", "lmtp_cpu", "dovecot", "dovecot_cpu")}
+                           "lmtp", "lmtp_cpu", "dovecot", "dovecot_cpu",
+                           "floor", "floor_cpu")}
     hwm = [0, 0]
     for r in range(1, a.r + 1):
         # 1. IMAP: N replies appended while sealpostd is stopped.
@@ -456,7 +533,23 @@ def run(B, a, refs):
             print(line, flush=True)
             res["dovecot"].append(got / secs)
             res["dovecot_cpu"].append((c1 - c0) * 1000.0 / HZ / max(got, 1))
+            # 4. The same messages taken out of that INBOX as sealpostd
+            # does, without the parse, seal and commit: the IMAP floor.
+            c0 = cpu_ticks(dv2.master)
+            secs, moved = imap_floor(dv2)
+            c1 = cpu_ticks(dv2.master)
+            left = dv2.folder_count("INBOX")
+            line = ("  run %d imap-floor: moved=%d seconds=%.2f "
+                    "msgs_per_s=%.0f dovecot_cpu_ms_per_msg=%.2f" % (
+                        r, moved, secs, moved / secs,
+                        (c1 - c0) * 1000.0 / HZ / max(moved, 1)))
+            if moved != n or left:
+                line += " INCOMPLETE left=%d" % left
+            print(line, flush=True)
+            res["floor"].append(moved / secs)
+            res["floor_cpu"].append((c1 - c0) * 1000.0 / HZ / max(moved, 1))
             imap_empty(dv2, "INBOX")
+            imap_empty(dv2, "processed")
 
     print("medians of %d runs, %d replies of %d bytes:" % (a.r, n,
                                                            len(sample)))
@@ -470,6 +563,9 @@ def run(B, a, refs):
     if res["dovecot"]:
         print("  dovecot-lmtp: msgs_per_s=%.0f cpu_ms_per_msg=%.2f" % (
             med(res["dovecot"]), med(res["dovecot_cpu"])))
+    if res["floor"]:
+        print("  imap-floor: msgs_per_s=%.0f dovecot_cpu_ms_per_msg=%.2f" % (
+            med(res["floor"]), med(res["floor_cpu"])))
     print("  sealpostd peak RSS: %d kB (parse sandbox child: %d kB)" %
           tuple(hwm))
     c = B.counts()
@@ -481,43 +577,60 @@ def run(B, a, refs):
         if res["lmtp"]:
             print("ratio sp-lmtp/dovecot-lmtp: %.2f" % (
                 med(res["lmtp"]) / med(res["dovecot"])))
+    if res["floor"]:
+        print("ratio sp-imap/imap-floor: %.2f" % (
+            med(res["imap"]) / med(res["floor"])))
     if res["lmtp"]:
         print("ratio sp-imap/sp-lmtp: %.2f" % (
             med(res["imap"]) / med(res["lmtp"])))
 
     # 4. Latency: one APPEND while sealpostd waits in IDLE -> committed.
+    # A second client idling on the same INBOX gives Dovecot's own part:
+    # the time until the server tells an IDLE client of the new message.
     if a.l > 0:
         B.start()
         B.wait_log(0, r"info: fetch \d+: .*connected")
-        lat, mv = [], []
+        lat, mv, ex = [], [], []
         m = imap_login(dv)
+        watch = IdleWatch(dv)
+        con = sqlite3.connect("file:%s?mode=ro" %
+                              d.config["daemon"]["database"], uri=True,
+                              timeout=10)
         for i in range(a.l):
             if not B.idling():
                 raise RuntimeError("the IMAP worker is not idling")
             time.sleep(0.2)
-            top = B.db("SELECT coalesce(max(id), 0) FROM replies")[0][0]
+            top = con.execute("SELECT coalesce(max(id), 0) FROM "
+                              "replies").fetchone()[0]
             raw = message(i, "t", to, a.s)
+            watch.arm()
             t0 = time.time()
             m.append("INBOX", None, None, raw)
-            ta = time.time()
             tc = None
             while time.time() - t0 < 30:
-                if tc is None and B.db("SELECT count(*) FROM replies "
-                                       "WHERE id > ?", (top,))[0][0]:
+                if tc is None and con.execute(
+                        "SELECT count(*) FROM replies WHERE id > ?",
+                        (top,)).fetchone()[0]:
                     tc = time.time()
                 if tc is not None and dv.folder_count("INBOX") == 0:
                     break
-                time.sleep(0.001)
+                time.sleep(0.002)
             if tc is None:
                 raise RuntimeError("reply %d not committed in 30 s" % i)
             lat.append((tc - t0) * 1000)
             mv.append((time.time() - t0) * 1000)
-            del ta
+            te = watch.wait()
+            ex.append((te - t0) * 1000)
+        con.close()
+        watch.close()
         m.logout()
-        print("latency, APPEND sent -> reply committed (sealpostd in "
-              "IDLE), %d samples: median %.1f ms, min %.1f, max %.1f; "
-              "-> gone from INBOX: median %.1f ms" % (
-                  a.l, med(lat), min(lat), max(lat), med(mv)))
+        print("latency, %d samples, from sending one APPEND (sealpostd in "
+              "IDLE):" % a.l)
+        print("  -> reply committed: median %.1f ms (min %.1f, max %.1f);"
+              " -> gone from INBOX: median %.1f ms" % (
+                  med(lat), min(lat), max(lat), med(mv)))
+        print("  -> a second IDLE client told EXISTS by Dovecot: median "
+              "%.1f ms (min %.1f, max %.1f)" % (med(ex), min(ex), max(ex)))
     print("load average at end: %s" % " ".join(
         open("/proc/loadavg").read().split()[:3]))
 
