@@ -87,7 +87,7 @@ done
 [ $OPTIND -gt $# ] || usage
 case $refs in both|dovecot|lmtp|none) ;; *) usage ;; esac
 for v in "$n" "$size" "$runs" "$lat"; do [[ $v =~ ^[0-9]+$ ]] || usage; done
-[ "$n" -gt 0 ] && [ "$runs" -gt 0 ] || usage
+if [ "$n" -eq 0 ] || [ "$runs" -eq 0 ]; then usage; fi
 if [ "$(id -u)" -ne 0 ] || [ ! -x /usr/sbin/dovecot ] ||
     [ ! -e /usr/lib/dovecot/imap ] || [ ! -e /usr/lib/dovecot/lmtp ]; then
 	echo "bench-replies: needs root and dovecot-imapd + dovecot-lmtpd" \

@@ -153,6 +153,25 @@ def cpu_ticks(root):
     return t
 
 
+def runq_ms(root):
+    """Milliseconds the threads of root and its descendants spent
+    runnable but waiting for a CPU (/proc/PID/task/TID/schedstat): how
+    much the machine's other work held them back."""
+    ns = 0
+    for p in proc_tree(root):
+        try:
+            tids = os.listdir("/proc/%d/task" % p)
+        except OSError:
+            continue
+        for t in tids:
+            try:
+                with open("/proc/%d/task/%s/schedstat" % (p, t)) as f:
+                    ns += int(f.read().split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    return ns / 1e6
+
+
 def hwm_kb(pid):
     try:
         with open("/proc/%d/status" % pid) as f:
@@ -447,7 +466,8 @@ def run(B, a, refs):
     dv2 = B.dovecot() if "dovecot" in refs else None
     res = {k: [] for k in ("imap", "imap_cpu", "imap_dcpu", "append",
                            "lmtp", "lmtp_cpu", "dovecot", "dovecot_cpu",
-                           "floor", "floor_cpu")}
+                           "floor", "floor_cpu", "imap_runq",
+                           "lmtp_runq")}
     hwm = [0, 0]
     for r in range(1, a.r + 1):
         # 1. IMAP: N replies appended while sealpostd is stopped.
@@ -466,23 +486,34 @@ def run(B, a, refs):
         off = B.start()
         mt = B.wait_log(off, r"(\S+Z) \S+ info: fetch \d+: .*connected")
         c0 = cpu_ticks(d.proc.pid)
+        q0 = runq_ms(d.proc.pid)
         tc = log_ts(mt.group(1))
         deadline = time.time() + 60 + n / 20
+        k = 0
         while time.time() < deadline:
             if dv.folder_count("INBOX") == 0 and \
                     B.counts().get("filed", 0) - before >= n:
                 break
+            k += 1
+            if k % 50 == 0:
+                # The parse child is replaced every SANDBOX_MAX_REQUESTS
+                # messages: sample its peak while it works.
+                h = tree_hwm(d.proc.pid)
+                hwm = [max(hwm[0], h[0]), max(hwm[1], h[1])]
             time.sleep(0.01)
         t1 = time.time()
         c1 = cpu_ticks(d.proc.pid)
+        q1 = runq_ms(d.proc.pid)
         dv1 = cpu_ticks(dv.master)
         filed = B.counts().get("filed", 0) - before
         secs = t1 - tc
         line = ("  run %d sp-imap: filed=%d seconds=%.2f replies_per_s=%.0f"
-                " cpu_ms_per_reply=%.2f dovecot_cpu_ms_per_reply=%.2f"
+                " cpu_ms_per_reply=%.2f runq_ms_per_reply=%.2f"
+                " dovecot_cpu_ms_per_reply=%.2f"
                 " (append beforehand, untimed: %.0f/s)" % (
                     r, filed, secs, filed / secs,
                     (c1 - c0) * 1000.0 / HZ / max(filed, 1),
+                    (q1 - q0) / max(filed, 1),
                     (dv1 - dv0) * 1000.0 / HZ / max(filed, 1), n / tapp))
         if filed != n or dv.folder_count("INBOX") != 0:
             line += " INCOMPLETE"
@@ -490,6 +521,7 @@ def run(B, a, refs):
         res["imap"].append(filed / secs)
         res["imap_cpu"].append((c1 - c0) * 1000.0 / HZ / max(filed, 1))
         res["imap_dcpu"].append((dv1 - dv0) * 1000.0 / HZ / max(filed, 1))
+        res["imap_runq"].append((q1 - q0) / max(filed, 1))
         res["append"].append(n / tapp)
         h = tree_hwm(d.proc.pid)
         hwm = [max(hwm[0], h[0]), max(hwm[1], h[1])]
@@ -499,18 +531,23 @@ def run(B, a, refs):
             msgs = [message(i, "l%d" % r, to, a.s) for i in range(n)]
             before = B.counts().get("filed", 0)
             c0 = cpu_ticks(d.proc.pid)
+            q0 = runq_ms(d.proc.pid)
             secs, bad = lmtp_deliver(B.lmtp_port, to, msgs)
             c1 = cpu_ticks(d.proc.pid)
+            q1 = runq_ms(d.proc.pid)
             filed = B.counts().get("filed", 0) - before
             line = ("  run %d sp-lmtp: filed=%d seconds=%.2f "
-                    "replies_per_s=%.0f cpu_ms_per_reply=%.2f" % (
+                    "replies_per_s=%.0f cpu_ms_per_reply=%.2f "
+                    "runq_ms_per_reply=%.2f" % (
                         r, filed, secs, filed / secs,
-                        (c1 - c0) * 1000.0 / HZ / max(filed, 1)))
+                        (c1 - c0) * 1000.0 / HZ / max(filed, 1),
+                        (q1 - q0) / max(filed, 1)))
             if filed != n or bad:
                 line += " INCOMPLETE refused=%d" % bad
             print(line, flush=True)
             res["lmtp"].append(filed / secs)
             res["lmtp_cpu"].append((c1 - c0) * 1000.0 / HZ / max(filed, 1))
+            res["lmtp_runq"].append((q1 - q0) / max(filed, 1))
             h = tree_hwm(d.proc.pid)
             hwm = [max(hwm[0], h[0]), max(hwm[1], h[1])]
         d.stop()
@@ -554,20 +591,23 @@ def run(B, a, refs):
     print("medians of %d runs, %d replies of %d bytes:" % (a.r, n,
                                                            len(sample)))
     print("  sp-imap: replies_per_s=%.0f cpu_ms_per_reply=%.2f "
-          "dovecot_cpu_ms_per_reply=%.2f (append %.0f/s)" % (
-              med(res["imap"]), med(res["imap_cpu"]),
+          "runq_ms_per_reply=%.2f dovecot_cpu_ms_per_reply=%.2f "
+          "(append %.0f/s)" % (
+              med(res["imap"]), med(res["imap_cpu"]), med(res["imap_runq"]),
               med(res["imap_dcpu"]), med(res["append"])))
     if res["lmtp"]:
-        print("  sp-lmtp: replies_per_s=%.0f cpu_ms_per_reply=%.2f" % (
-            med(res["lmtp"]), med(res["lmtp_cpu"])))
+        print("  sp-lmtp: replies_per_s=%.0f cpu_ms_per_reply=%.2f "
+              "runq_ms_per_reply=%.2f" % (
+                  med(res["lmtp"]), med(res["lmtp_cpu"]),
+                  med(res["lmtp_runq"])))
     if res["dovecot"]:
         print("  dovecot-lmtp: msgs_per_s=%.0f cpu_ms_per_msg=%.2f" % (
             med(res["dovecot"]), med(res["dovecot_cpu"])))
     if res["floor"]:
         print("  imap-floor: msgs_per_s=%.0f dovecot_cpu_ms_per_msg=%.2f" % (
             med(res["floor"]), med(res["floor_cpu"])))
-    print("  sealpostd peak RSS: %d kB (parse sandbox child: %d kB)" %
-          tuple(hwm))
+    print("  sealpostd peak RSS: %d kB (parse sandbox child, sampled "
+          "during the IMAP runs: %d kB)" % tuple(hwm))
     c = B.counts()
     print("  replies in the store: %s" % ", ".join(
         "%s=%d" % kv for kv in sorted(c.items())))
