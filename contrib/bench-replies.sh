@@ -49,14 +49,27 @@
 #                 INBOX (maildir; Dovecot's default mail_fsync =
 #                 optimized).  The yardstick: the mailbox server storing
 #                 the same mail.
+#   imap-floor    then those messages taken out of that INBOX by a Python
+#                 imaplib client the way sealpostd's worker does (UID
+#                 SEARCH, UID FETCH of the sizes, per message UID FETCH
+#                 BODY.PEEK[] and UID MOVE) with nothing done in between:
+#                 the ceiling of any IMAP intake against this Dovecot.
 # Reported per run and as medians of RUNS: replies/s (messages/s for
-# Dovecot), CPU ms per reply, sealpostd's peak RSS (VmHWM of the daemon and
-# of its parse child), the ratios of the medians.  Between runs, untimed,
-# the processed folder and the second Dovecot's INBOX are emptied.
+# Dovecot), CPU ms per reply (Dovecot's: every process of the instance),
+# for sealpostd also runq_ms_per_reply (time its threads were runnable but
+# waited for a CPU, from /proc/PID/task/TID/schedstat: how much the
+# machine's other work held it back), sealpostd's peak RSS (VmHWM of the
+# daemon; of its parse child, which is replaced every 1000 messages,
+# sampled during the IMAP runs), the ratios of the medians.  Between runs,
+# untimed, the processed folder and the second Dovecot's folders are
+# emptied.  Dovecot's maildir costs more per message the more messages
+# the folder holds: the figures are for a backlog of REPLIES at once.
 # Then (-l LAT, 0 = off): latency: with sealpostd waiting in IDLE, one
 # reply APPENDed; the time from sending the APPEND to the reply's row in
-# the database (polled every 1 ms), median of LAT samples, and to the
-# message leaving the INBOX.
+# the database (polled every 2 ms), median of LAT samples, and to the
+# message leaving the INBOX; beside it, the time until a second client
+# idling on the same INBOX reads Dovecot's EXISTS (Dovecot's own share:
+# it batches mailbox change notifications for about half a second).
 # Not part of the test suite: machines are noisy; compare medians.  The
 # Python client is the generator for both LMTP contenders; its own CPU is
 # counted for neither.
