@@ -62,8 +62,9 @@
 # daemon; of its parse child, which is replaced every 1000 messages,
 # sampled during the IMAP runs), the ratios of the medians.  Between runs,
 # untimed, the processed folder and the second Dovecot's folders are
-# emptied.  Dovecot's maildir costs more per message the more messages
-# the folder holds: the figures are for a backlog of REPLIES at once.
+# emptied.  The figures are for a backlog of REPLIES messages at once; the
+# size of a maildir folder can change Dovecot's cost per message, so
+# compare runs of the same -n.
 # Then (-l LAT, 0 = off): latency: with sealpostd waiting in IDLE, one
 # reply APPENDed; the time from sending the APPEND to the reply's row in
 # the database (polled every 2 ms), median of LAT samples, and to the
