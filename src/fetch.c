@@ -167,13 +167,11 @@ static const char *fetch_check_name(const char *);
 static const char *fetch_check_cred(const char *);
 static void	 fetch_enter_state(struct fetch *, enum fetch_state);
 static const char *fetch_strstate(enum fetch_state);
-static void	 fetch_clean_text(char *, size_t, const char *);
 static void	 fetch_fail(struct fetch_sess *, int, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
 static void	 fetch_fail_imap(struct fetch_sess *, const char *, int);
 static int	 fetch_stopping(struct fetch *);
 static void	 fetch_publish_fd(struct fetch_sess *, int);
-static int	 fetch_sockaddr_is_loopback(const struct sockaddr *);
 static int	 fetch_connect_tcp(struct fetch_sess *);
 static mailstream_low *fetch_low_wrap(struct fetch_sess *, mailstream_low *);
 static int	 fetch_low_scan(struct fetch_low *, const char *, size_t);
@@ -340,29 +338,6 @@ fetch_check_server(const struct fetch_server *s)
 	return NULL;
 }
 
-/* Server text for err: controls as spaces, non-ASCII as '?', truncated. */
-static void
-fetch_clean_text(char *dst, size_t dstsz, const char *src)
-{
-	const unsigned char	*p;
-	size_t			 o = 0;
-
-	if (dstsz == 0)
-		return;
-	for (p = (const unsigned char *)(src != NULL ? src : "");
-	    *p != '\0' && o + 1 < dstsz; p++) {
-		if (*p < 0x20 || *p == 0x7f)
-			dst[o++] = ' ';
-		else if (*p >= 0x80)
-			dst[o++] = '?';
-		else
-			dst[o++] = (char)*p;
-	}
-	while (o > 0 && dst[o - 1] == ' ')
-		o--;
-	dst[o] = '\0';
-}
-
 /* Record the session's error (the first one wins). */
 static void
 fetch_fail(struct fetch_sess *s, int perm, const char *fmt, ...)
@@ -416,7 +391,7 @@ fetch_fail_imap(struct fetch_sess *s, const char *what, int r)
 		fetch_fail(s, 0, "%s: out of memory", what);
 		return;
 	}
-	fetch_clean_text(text, sizeof(text), s->imap != NULL ?
+	util_clean_text(text, sizeof(text), s->imap != NULL ?
 	    s->imap->imap_response : NULL);
 	fetch_fail(s, 0, "%s: NO %s", what, text);
 }
@@ -445,26 +420,6 @@ fetch_publish_fd(struct fetch_sess *s, int fd)
 	pthread_mutex_lock(&s->f->lock);
 	s->f->fd = fd;
 	pthread_mutex_unlock(&s->f->lock);
-}
-
-static int
-fetch_sockaddr_is_loopback(const struct sockaddr *sa)
-{
-	const struct sockaddr_in	*s4;
-	const struct sockaddr_in6	*s6;
-
-	switch (sa->sa_family) {
-	case AF_INET:
-		s4 = (const struct sockaddr_in *)(const void *)sa;
-		return (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
-	case AF_INET6:
-		s6 = (const struct sockaddr_in6 *)(const void *)sa;
-		if (IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr))
-			return 1;
-		return IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) &&
-		    s6->sin6_addr.s6_addr[12] == 127;
-	}
-	return 0;
 }
 
 /*
@@ -504,7 +459,7 @@ fetch_connect_tcp(struct fetch_sess *s)
 	deadline = util_now_ms() + (uint64_t)srv->connect_timeout * 1000;
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
 		if (srv->tls == RELAY_TLS_NONE &&
-		    !fetch_sockaddr_is_loopback(ai->ai_addr)) {
+		    !util_sockaddr_is_loopback(ai->ai_addr)) {
 			fetch_fail(s, 1, "connect: plaintext refused to a "
 			    "non-loopback address");
 			continue;

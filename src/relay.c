@@ -136,7 +136,6 @@ static void	 relay_enter_state(struct relay_conn *, enum relay_state);
 static const char *relay_strstate(enum relay_state);
 static void	 relay_publish_fd(struct relay_conn *, int);
 static int	 relay_is_cancelled(struct relay_conn *);
-static int	 relay_sockaddr_is_loopback(const struct sockaddr *);
 static int	 relay_connect_tcp(struct relay_conn *,
 		    const struct relay_params *, const char *, char *, size_t);
 static int	 relay_stream_fds_ok(mailstream *);
@@ -148,7 +147,6 @@ static void	 relay_reply_err(struct relay_conn *, const char *, char *,
 		    size_t);
 static void	 relay_io_err(struct relay_conn *, const char *, char *,
 		    size_t);
-static void	 relay_clean_text(char *, size_t, const char *);
 static void	 relay_set_rcpt(struct relay_conn *, struct relay_rcpt *);
 static void	 relay_clear_rcpts(struct relay_msg *);
 static enum relay_result relay_open(struct relay_conn *,
@@ -352,27 +350,6 @@ relay_host_is_loopback(const char *host)
 			return 1;
 		if (IN6_IS_ADDR_V4MAPPED(&a6))
 			return a6.s6_addr[12] == 127;
-	}
-	return 0;
-}
-
-/* Is a resolved address a loopback one? */
-static int
-relay_sockaddr_is_loopback(const struct sockaddr *sa)
-{
-	const struct sockaddr_in	*s4;
-	const struct sockaddr_in6	*s6;
-
-	switch (sa->sa_family) {
-	case AF_INET:
-		s4 = (const struct sockaddr_in *)(const void *)sa;
-		return (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
-	case AF_INET6:
-		s6 = (const struct sockaddr_in6 *)(const void *)sa;
-		if (IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr))
-			return 1;
-		return IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) &&
-		    s6->sin6_addr.s6_addr[12] == 127;
 	}
 	return 0;
 }
@@ -706,7 +683,7 @@ relay_connect_tcp(struct relay_conn *c, const struct relay_params *p,
 	deadline = util_now_ms() + (uint64_t)p->connect_timeout * 1000;
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
 		if (p->tls == RELAY_TLS_NONE &&
-		    !relay_sockaddr_is_loopback(ai->ai_addr)) {
+		    !util_sockaddr_is_loopback(ai->ai_addr)) {
 			snprintf(err, errsz, "connect: plaintext refused to "
 			    "a non-loopback address");
 			continue;
@@ -859,32 +836,6 @@ relay_command(struct relay_conn *c, int secs, const char *fmt, ...)
 	return relay_read_reply(c, secs);
 }
 
-/*
- * Server text for a result or err: joined lines, CR/LF/controls and
- * non-ASCII as spaces or '?', trailing space trimmed, truncated.
- */
-static void
-relay_clean_text(char *dst, size_t dstsz, const char *src)
-{
-	size_t			 o = 0;
-	const unsigned char	*p;
-
-	if (dstsz == 0)
-		return;
-	for (p = (const unsigned char *)(src != NULL ? src : "");
-	    *p != '\0' && o + 1 < dstsz; p++) {
-		if (*p < 0x20 || *p == 0x7f)
-			dst[o++] = ' ';
-		else if (*p >= 0x80)
-			dst[o++] = '?';
-		else
-			dst[o++] = (char)*p;
-	}
-	while (o > 0 && dst[o - 1] == ' ')
-		o--;
-	dst[o] = '\0';
-}
-
 /* err = "what: 550 5.1.1 text" from the last reply. */
 static void
 relay_reply_err(struct relay_conn *c, const char *what, char *err,
@@ -896,7 +847,7 @@ relay_reply_err(struct relay_conn *c, const char *what, char *err,
 		relay_io_err(c, what, err, errsz);
 		return;
 	}
-	relay_clean_text(text, sizeof(text), c->smtp->response);
+	util_clean_text(text, sizeof(text), c->smtp->response);
 	snprintf(err, errsz, "%s: %d %s", what, c->smtp->response_code, text);
 }
 
@@ -930,7 +881,7 @@ relay_set_rcpt(struct relay_conn *c, struct relay_rcpt *r)
 
 	r->code = c->smtp->response_code;
 	r->status[0] = '\0';
-	relay_clean_text(r->text, sizeof(r->text), t);
+	util_clean_text(r->text, sizeof(r->text), t);
 	/* status-code = class "." subject "." detail, 1-3 digits each */
 	if (t[0] != '0' + r->code / 100 || t[1] != '.')
 		return;

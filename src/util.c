@@ -8,6 +8,7 @@
 #include "build.h"
 
 #include <sys/types.h>
+#include <sys/socket.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <errno.h>
@@ -206,6 +207,50 @@ util_is_loopback(const char *addr)
 	if (inet_pton(AF_INET, addr, &a4) != 1)
 		return 0;
 	return (ntohl(a4.s_addr) >> 24) == 127;
+}
+
+/* Is a resolved address a loopback one? */
+int
+util_sockaddr_is_loopback(const struct sockaddr *sa)
+{
+	const struct sockaddr_in	*s4;
+	const struct sockaddr_in6	*s6;
+
+	switch (sa->sa_family) {
+	case AF_INET:
+		s4 = (const struct sockaddr_in *)(const void *)sa;
+		return (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
+	case AF_INET6:
+		s6 = (const struct sockaddr_in6 *)(const void *)sa;
+		if (IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr))
+			return 1;
+		return IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) &&
+		    s6->sin6_addr.s6_addr[12] == 127;
+	}
+	return 0;
+}
+
+/* Server text made safe for an error or a log: see util.h. */
+void
+util_clean_text(char *dst, size_t dstsz, const char *src)
+{
+	const unsigned char	*p;
+	size_t			 o = 0;
+
+	if (dstsz == 0)
+		return;
+	for (p = (const unsigned char *)(src != NULL ? src : "");
+	    *p != '\0' && o + 1 < dstsz; p++) {
+		if (*p < 0x20 || *p == 0x7f)
+			dst[o++] = ' ';
+		else if (*p >= 0x80)
+			dst[o++] = '?';
+		else
+			dst[o++] = (char)*p;
+	}
+	while (o > 0 && dst[o - 1] == ' ')
+		o--;
+	dst[o] = '\0';
 }
 
 /* Case-insensitive suffix test. */

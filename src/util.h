@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <stdarg.h>
 
+struct sockaddr;
+
 #define nitems(a) (sizeof(a) / sizeof((a)[0]))
 
 void	*xmalloc(size_t);
@@ -42,6 +44,13 @@ int	 util_parse_i64(const char *, int64_t, int64_t, int64_t *);
 
 /* Is the NUL-terminated address a loopback address (127/8, ::1, localhost)? */
 int	 util_is_loopback(const char *);
+/* Is a resolved address a loopback one (127/8, ::1, IPv4-mapped 127/8)? */
+int	 util_sockaddr_is_loopback(const struct sockaddr *);
+/*
+ * Server text for an error or a result: controls as spaces, non-ASCII
+ * as '?', trailing spaces trimmed, truncated to dstsz (NUL included).
+ */
+void	 util_clean_text(char *, size_t, const char *);
 
 /* Does `s' end with `suffix' (ASCII case-insensitive)? */
 int	 util_endswith_ci(const char *, const char *);
