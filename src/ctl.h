@@ -12,6 +12,7 @@
 
 struct config;
 struct store;
+struct store_practice;
 struct keyring;
 
 struct ctl {
@@ -33,6 +34,16 @@ int	 opt_i64(const char *name, const char *s, int64_t *out);
 const char *ctl_time(int64_t, char *, size_t);
 int	 valid_email(const char *);
 int	 valid_domain(const char *);
+
+/*
+ * ctl_reply.c: decrypt a sealed document of practice pr with its archive
+ * identity into *clear (age_free_plaintext).  0; -1 when the identity
+ * cannot be unwrapped, -2 when the document does not open, both said on
+ * stderr naming kind and id ("letter", 12).
+ */
+int	 ctl_archive_open(struct ctl *, const struct store_practice *,
+	    const char *kind, int64_t id, const unsigned char *, size_t,
+	    unsigned char **clear, size_t *clearlen);
 
 /* ctl_queue.c: commands (exit status 0, 1, or 2 for usage). */
 int	 cmd_queue_list(struct ctl *, int, char **);

@@ -267,19 +267,16 @@ cmd_paper_print(struct ctl *c, int argc, char **argv)
 	struct store_patient		*pt = NULL;
 	struct letter_doc		*doc = NULL;
 	struct letter_error		 lerr;
-	struct keyring_secret		 sec = { NULL };
-	struct age_identity		 id;
 	struct paper_doc		 pd;
 	struct paper_attachment_name	*att = NULL;
 	struct token_keys		 tk;
 	const char			*error = NULL, *out = NULL;
 	unsigned char			*blob = NULL, *pt_clear = NULL;
 	size_t				 bloblen = 0, ptlen = 0, i;
-	char				 ad[64], object[64], code[TOKEN_CODE_BUFSZ];
+	char				 object[64], code[TOKEN_CODE_BUFSZ];
 	char				 path[4096], reply[320], *html_text = NULL;
 	int64_t				 lid;
 	int				 ch, pages = 0, rc = 1, r;
-	enum age_status			 as;
 
 	optind = 0;
 	while ((ch = getopt(argc, argv, "o:")) != -1) {
@@ -307,21 +304,10 @@ cmd_paper_print(struct ctl *c, int argc, char **argv)
 		    (long long)lid, error ? error : "cannot read it");
 		goto done;
 	}
-	snprintf(ad, sizeof(ad), "practice:%lld", (long long)pr->id);
-	if (keyring_identity_unwrap(c->keyring, ad, pr->archive_wrapped,
-	    pr->archive_wrapped_len, &sec, &error) != 0) {
-		fprintf(stderr, "sealpostctl: %s: %s\n", ad, error);
-		goto done;
-	}
-	memset(&id, 0, sizeof(id));
-	id.type = AGE_IDENTITY_X25519;
-	id.x25519_sk = sec.key;
-	as = age_decrypt(&id, 1, blob, bloblen, 0, &pt_clear, &ptlen, &error);
-	keyring_secret_free(&sec);
-	if (as != AGE_OK) {
-		fprintf(stderr, "sealpostctl: letter %lld: cannot open: %s\n",
-		    (long long)lid, age_status_name(as));
-		ctl_audit(c, "paper.print", object, "decrypt failed");
+	if ((r = ctl_archive_open(c, pr, "letter", lid, blob, bloblen,
+	    &pt_clear, &ptlen)) != 0) {
+		if (r == -2)
+			ctl_audit(c, "paper.print", object, "decrypt failed");
 		goto done;
 	}
 	if (letter_doc_parse((const char *)pt_clear, ptlen, &doc, &lerr) != 0) {

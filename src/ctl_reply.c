@@ -415,13 +415,9 @@ ctl_reply_open(struct ctl *c, const struct store_reply *r,
     unsigned char **clear, size_t *clearlen)
 {
 	struct store_practice	*pr = NULL;
-	struct keyring_secret	 sec = { NULL };
-	struct age_identity	 aid;
 	unsigned char		*blob = NULL;
 	const char		*error = NULL;
-	char			 ad[64];
 	size_t			 bloblen = 0;
-	enum age_status		 as;
 	int			 rc = -1;
 
 	*clear = NULL;
@@ -434,11 +430,33 @@ ctl_reply_open(struct ctl *c, const struct store_reply *r,
 		    "its practice or its sealed document is missing");
 		goto done;
 	}
+	if (ctl_archive_open(c, pr, "reply", r->id, blob, bloblen, clear,
+	    clearlen) != 0)
+		goto done;
+	rc = 0;
+done:
+	free(blob);
+	store_practice_free(&pr);
+	return rc;
+}
+
+/* The archive identity of pr opens a sealed document: see ctl.h. */
+int
+ctl_archive_open(struct ctl *c, const struct store_practice *pr,
+    const char *kind, int64_t id, const unsigned char *blob, size_t bloblen,
+    unsigned char **clear, size_t *clearlen)
+{
+	struct keyring_secret	 sec = { NULL };
+	struct age_identity	 aid;
+	const char		*error = NULL;
+	char			 ad[64];
+	enum age_status		 as;
+
 	snprintf(ad, sizeof(ad), "practice:%lld", (long long)pr->id);
 	if (keyring_identity_unwrap(c->keyring, ad, pr->archive_wrapped,
 	    pr->archive_wrapped_len, &sec, &error) != 0) {
 		fprintf(stderr, "sealpostctl: %s: %s\n", ad, error);
-		goto done;
+		return -1;
 	}
 	memset(&aid, 0, sizeof(aid));
 	aid.type = AGE_IDENTITY_X25519;
@@ -446,15 +464,11 @@ ctl_reply_open(struct ctl *c, const struct store_reply *r,
 	as = age_decrypt(&aid, 1, blob, bloblen, 0, clear, clearlen, &error);
 	keyring_secret_free(&sec);
 	if (as != AGE_OK) {
-		fprintf(stderr, "sealpostctl: reply %lld: cannot open: %s\n",
-		    (long long)r->id, age_status_name(as));
-		goto done;
+		fprintf(stderr, "sealpostctl: %s %lld: cannot open: %s\n",
+		    kind, (long long)id, age_status_name(as));
+		return -2;
 	}
-	rc = 0;
-done:
-	free(blob);
-	store_practice_free(&pr);
-	return rc;
+	return 0;
 }
 
 /*

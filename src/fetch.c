@@ -96,8 +96,6 @@ int	 mailstream_cancel_get_fd(struct mailstream_cancel *);
 #define FETCH_LOGOUT_TIMEOUT	2
 #define FETCH_MAX_NAME		200
 #define FETCH_MAX_CRED		256
-/* Connect polls in slices this long so that fetch_stop() is seen. */
-#define FETCH_POLL_SLICE_MS	200
 
 enum fetch_state {
 	FETCH_S_BACKOFF,
@@ -167,14 +165,14 @@ static const char *fetch_check_name(const char *);
 static const char *fetch_check_cred(const char *);
 static void	 fetch_enter_state(struct fetch *, enum fetch_state);
 static const char *fetch_strstate(enum fetch_state);
-static void	 fetch_clean_text(char *, size_t, const char *);
 static void	 fetch_fail(struct fetch_sess *, int, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
 static void	 fetch_fail_imap(struct fetch_sess *, const char *, int);
 static int	 fetch_stopping(struct fetch *);
 static void	 fetch_publish_fd(struct fetch_sess *, int);
-static int	 fetch_sockaddr_is_loopback(const struct sockaddr *);
 static int	 fetch_connect_tcp(struct fetch_sess *);
+static int	 fetch_connect_stopped(void *);
+static void	 fetch_connect_publish(void *, int);
 static mailstream_low *fetch_low_wrap(struct fetch_sess *, mailstream_low *);
 static int	 fetch_low_scan(struct fetch_low *, const char *, size_t);
 static ssize_t	 fetch_low_read(mailstream_low *, void *, size_t);
@@ -340,29 +338,6 @@ fetch_check_server(const struct fetch_server *s)
 	return NULL;
 }
 
-/* Server text for err: controls as spaces, non-ASCII as '?', truncated. */
-static void
-fetch_clean_text(char *dst, size_t dstsz, const char *src)
-{
-	const unsigned char	*p;
-	size_t			 o = 0;
-
-	if (dstsz == 0)
-		return;
-	for (p = (const unsigned char *)(src != NULL ? src : "");
-	    *p != '\0' && o + 1 < dstsz; p++) {
-		if (*p < 0x20 || *p == 0x7f)
-			dst[o++] = ' ';
-		else if (*p >= 0x80)
-			dst[o++] = '?';
-		else
-			dst[o++] = (char)*p;
-	}
-	while (o > 0 && dst[o - 1] == ' ')
-		o--;
-	dst[o] = '\0';
-}
-
 /* Record the session's error (the first one wins). */
 static void
 fetch_fail(struct fetch_sess *s, int perm, const char *fmt, ...)
@@ -416,7 +391,7 @@ fetch_fail_imap(struct fetch_sess *s, const char *what, int r)
 		fetch_fail(s, 0, "%s: out of memory", what);
 		return;
 	}
-	fetch_clean_text(text, sizeof(text), s->imap != NULL ?
+	util_clean_text(text, sizeof(text), s->imap != NULL ?
 	    s->imap->imap_response : NULL);
 	fetch_fail(s, 0, "%s: NO %s", what, text);
 }
@@ -447,142 +422,45 @@ fetch_publish_fd(struct fetch_sess *s, int fd)
 	pthread_mutex_unlock(&s->f->lock);
 }
 
-static int
-fetch_sockaddr_is_loopback(const struct sockaddr *sa)
-{
-	const struct sockaddr_in	*s4;
-	const struct sockaddr_in6	*s6;
-
-	switch (sa->sa_family) {
-	case AF_INET:
-		s4 = (const struct sockaddr_in *)(const void *)sa;
-		return (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
-	case AF_INET6:
-		s6 = (const struct sockaddr_in6 *)(const void *)sa;
-		if (IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr))
-			return 1;
-		return IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) &&
-		    s6->sin6_addr.s6_addr[12] == 127;
-	}
-	return 0;
-}
-
 /*
- * TCP connect within connect_timeout for all addresses together, in
- * slices so that fetch_stop() is seen.  Returns the blocking socket
- * (published) or -1.
+ * TCP connect within connect_timeout (util_connect_tcp), in slices so
+ * that fetch_stop() is seen.  Returns the blocking socket (published)
+ * or -1; a refused plaintext address is a permanent failure.
  */
 static int
 fetch_connect_tcp(struct fetch_sess *s)
 {
-	const struct fetch_server *srv = s->srv;
-	struct addrinfo	 hints, *res, *ai;
-	struct pollfd	 pfd;
-	char		 port[8], host[256];
-	uint64_t	 deadline, now;
-	socklen_t	 sl;
-	size_t		 len;
-	int		 fd, r, soerr, flags, timeout_ms;
+	struct util_connect	 uc;
+	char			 err[sizeof(s->err)];
+	int			 fd, refused;
 
-	/* "[::1]" for the resolver is "::1". */
-	len = strlen(srv->host);
-	if (len >= 2 && srv->host[0] == '[' && srv->host[len - 1] == ']' &&
-	    len - 2 < sizeof(host)) {
-		memcpy(host, srv->host + 1, len - 2);
-		host[len - 2] = '\0';
-	} else
-		strlcpy_sp(host, srv->host, sizeof(host));
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICSERV;
-	snprintf(port, sizeof(port), "%u", (unsigned int)srv->port);
-	if ((r = getaddrinfo(host, port, &hints, &res)) != 0) {
-		fetch_fail(s, 0, "connect: %s", gai_strerror(r));
-		return -1;
-	}
-	deadline = util_now_ms() + (uint64_t)srv->connect_timeout * 1000;
-	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		if (srv->tls == RELAY_TLS_NONE &&
-		    !fetch_sockaddr_is_loopback(ai->ai_addr)) {
-			fetch_fail(s, 1, "connect: plaintext refused to a "
-			    "non-loopback address");
-			continue;
-		}
-		s->err[0] = '\0';
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
-		    SOCK_CLOEXEC, ai->ai_protocol);
-		if (fd == -1) {
-			fetch_fail(s, 0, "connect: socket: %s",
-			    strerror(errno));
-			continue;
-		}
-		/* libetpan select()s on it: FD_SET would abort the process. */
-		if (fd >= FD_SETSIZE) {
-			close(fd);
-			fetch_fail(s, 0, "fd limit: socket %d >= FD_SETSIZE",
-			    fd);
-			break;
-		}
-		fetch_publish_fd(s, fd);
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == -1 &&
-		    errno != EINPROGRESS) {
-			fetch_fail(s, 0, "connect: %s", strerror(errno));
-			goto next;
-		}
-		for (;;) {
-			if (s->f != NULL && fetch_stopping(s->f)) {
-				fetch_fail(s, 0, "connect: stopped");
-				goto next;
-			}
-			now = util_now_ms();
-			if (now >= deadline) {
-				fetch_fail(s, 0, "connect: timed out after "
-				    "%d s", srv->connect_timeout);
-				goto next;
-			}
-			timeout_ms = deadline - now > FETCH_POLL_SLICE_MS ?
-			    FETCH_POLL_SLICE_MS : (int)(deadline - now);
-			pfd.fd = fd;
-			pfd.events = POLLOUT;
-			pfd.revents = 0;
-			r = poll(&pfd, 1, timeout_ms);
-			if (r == -1 && errno != EINTR) {
-				fetch_fail(s, 0, "connect: poll: %s",
-				    strerror(errno));
-				goto next;
-			}
-			if (r > 0)
-				break;
-		}
-		soerr = 0;
-		sl = sizeof(soerr);
-		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == -1)
-			soerr = errno;
-		if (soerr != 0) {
-			fetch_fail(s, 0, "connect: %s", strerror(soerr));
-			goto next;
-		}
-		/* Blocking, as libetpan expects it. */
-		if ((flags = fcntl(fd, F_GETFL)) == -1 ||
-		    fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == -1) {
-			fetch_fail(s, 0, "connect: fcntl: %s",
-			    strerror(errno));
-			goto next;
-		}
-		freeaddrinfo(res);
-		s->err[0] = '\0';
-		return fd;
- next:
-		fetch_publish_fd(s, -1);
-		close(fd);
-		if (s->f != NULL && fetch_stopping(s->f))
-			break;
-	}
-	freeaddrinfo(res);
-	if (s->err[0] == '\0')
-		fetch_fail(s, 0, "connect: no usable address");
-	return -1;
+	memset(&uc, 0, sizeof(uc));
+	uc.host = s->srv->host;
+	uc.port = s->srv->port;
+	uc.timeout = s->srv->connect_timeout;
+	uc.loopback_only = s->srv->tls == RELAY_TLS_NONE;
+	uc.stopword = "stopped";
+	uc.stopped = fetch_connect_stopped;
+	uc.publish = fetch_connect_publish;
+	uc.arg = s;
+	if ((fd = util_connect_tcp(&uc, err, sizeof(err), &refused)) == -1)
+		fetch_fail(s, refused, "%s", err);
+	return fd;
+}
+
+/* util_connect_tcp's view of a session. */
+static int
+fetch_connect_stopped(void *arg)
+{
+	struct fetch_sess	*s = arg;
+
+	return s->f != NULL && fetch_stopping(s->f);
+}
+
+static void
+fetch_connect_publish(void *arg, int fd)
+{
+	fetch_publish_fd(arg, fd);
 }
 
 /* ---- the bounded low-level stream ------------------------------------- */

@@ -206,6 +206,8 @@ static int	 queue_archive_open(struct queue *, struct queue_keys *,
 		    char *, size_t);
 static int	 queue_build_rmail(struct queue *, struct queue_keys *,
 		    struct qjob *, struct mime_msg *, char *, size_t);
+static void	 queue_send(struct queue *, struct relay_conn **,
+		    struct qjob *, const char *, struct mime_msg *);
 static void	 queue_rmail_one(struct queue *, struct queue_keys *,
 		    struct relay_conn **, struct qjob *);
 static void	 queue_settle_rmail(struct queue *, struct qjob *, int64_t);
@@ -645,6 +647,31 @@ struct worker_arg {
 };
 
 /*
+ * Send a built message to j->to over the worker's session, the result
+ * into j as relay_send() puts it; the message is cleared.
+ */
+static void
+queue_send(struct queue *q, struct relay_conn **conn, struct qjob *j,
+    const char *from, struct mime_msg *msg)
+{
+	struct relay_rcpt	 rc;
+	struct relay_msg	 m;
+
+	memset(&rc, 0, sizeof(rc));
+	rc.addr = j->to;
+	m.from = from;
+	m.rcpts = &rc;
+	m.nrcpts = 1;
+	m.data = msg->data;
+	m.len = msg->len;
+	j->rr = relay_send(conn, &q->p.relay, &m, j->err, sizeof(j->err));
+	j->code = rc.code;
+	strlcpy_sp(j->status, rc.status, sizeof(j->status));
+	strlcpy_sp(j->text, rc.text, sizeof(j->text));
+	mime_msg_clear(msg);
+}
+
+/*
  * Send one reply mail: SMTP over the worker's session, or IMAP APPEND
  * for kind "append".  The result is put the way relay_send() puts it.
  */
@@ -653,12 +680,9 @@ queue_rmail_one(struct queue *q, struct queue_keys *wk,
     struct relay_conn **conn, struct qjob *j)
 {
 	struct mime_msg		 msg;
-	struct relay_rcpt	 rc;
-	struct relay_msg	 m;
 	int			 append, temporary = 0;
 
 	memset(&msg, 0, sizeof(msg));
-	memset(&rc, 0, sizeof(rc));
 	append = strcmp(j->rmail.kind, STORE_RM_APPEND) == 0;
 	if (append ? q->p.imap_server.host == NULL ||
 	    q->p.imap_append_folder == NULL : !q->p.relay_enabled) {
@@ -685,17 +709,7 @@ queue_rmail_one(struct queue *q, struct queue_keys *wk,
 		mime_msg_clear(&msg);
 		return;
 	}
-	rc.addr = j->to;
-	m.from = j->envfrom;
-	m.rcpts = &rc;
-	m.nrcpts = 1;
-	m.data = msg.data;
-	m.len = msg.len;
-	j->rr = relay_send(conn, &q->p.relay, &m, j->err, sizeof(j->err));
-	j->code = rc.code;
-	strlcpy_sp(j->status, rc.status, sizeof(j->status));
-	strlcpy_sp(j->text, rc.text, sizeof(j->text));
-	mime_msg_clear(&msg);
+	queue_send(q, conn, j, j->envfrom, &msg);
 }
 
 static void
@@ -703,8 +717,6 @@ queue_relay_one(struct queue *q, struct queue_keys *wk,
     struct relay_conn **conn, struct qjob *j)
 {
 	struct mime_msg		 msg;
-	struct relay_rcpt	 rc;
-	struct relay_msg	 m;
 	char			 envfrom[TOKEN_LOCAL_BUFSZ + 256];
 	int			 built;
 
@@ -713,7 +725,6 @@ queue_relay_one(struct queue *q, struct queue_keys *wk,
 		return;
 	}
 	memset(&msg, 0, sizeof(msg));
-	memset(&rc, 0, sizeof(rc));
 	envfrom[0] = '\0';
 	if (!q->p.relay_enabled) {
 		/* An alert with nowhere to go: it waits like the letters. */
@@ -730,17 +741,7 @@ queue_relay_one(struct queue *q, struct queue_keys *wk,
 		j->rr = RELAY_INPUT;
 		return;
 	}
-	rc.addr = j->to;
-	m.from = envfrom;
-	m.rcpts = &rc;
-	m.nrcpts = 1;
-	m.data = msg.data;
-	m.len = msg.len;
-	j->rr = relay_send(conn, &q->p.relay, &m, j->err, sizeof(j->err));
-	j->code = rc.code;
-	strlcpy_sp(j->status, rc.status, sizeof(j->status));
-	strlcpy_sp(j->text, rc.text, sizeof(j->text));
-	mime_msg_clear(&msg);
+	queue_send(q, conn, j, envfrom, &msg);
 }
 
 static void *

@@ -96,8 +96,6 @@ int	 mailstream_cancel_get_fd(struct mailstream_cancel *);
 #define RELAY_NOOP_AFTER_MS	1000
 /* How long QUIT waits for its 221 when a session is closed. */
 #define RELAY_QUIT_TIMEOUT	2
-/* Connect polls in slices this long so that relay_cancel() is seen. */
-#define RELAY_POLL_SLICE_MS	200
 
 enum relay_state {
 	RELAY_S_NONE,
@@ -136,7 +134,8 @@ static void	 relay_enter_state(struct relay_conn *, enum relay_state);
 static const char *relay_strstate(enum relay_state);
 static void	 relay_publish_fd(struct relay_conn *, int);
 static int	 relay_is_cancelled(struct relay_conn *);
-static int	 relay_sockaddr_is_loopback(const struct sockaddr *);
+static int	 relay_connect_stopped(void *);
+static void	 relay_connect_publish(void *, int);
 static int	 relay_connect_tcp(struct relay_conn *,
 		    const struct relay_params *, const char *, char *, size_t);
 static int	 relay_stream_fds_ok(mailstream *);
@@ -148,7 +147,6 @@ static void	 relay_reply_err(struct relay_conn *, const char *, char *,
 		    size_t);
 static void	 relay_io_err(struct relay_conn *, const char *, char *,
 		    size_t);
-static void	 relay_clean_text(char *, size_t, const char *);
 static void	 relay_set_rcpt(struct relay_conn *, struct relay_rcpt *);
 static void	 relay_clear_rcpts(struct relay_msg *);
 static enum relay_result relay_open(struct relay_conn *,
@@ -352,27 +350,6 @@ relay_host_is_loopback(const char *host)
 			return 1;
 		if (IN6_IS_ADDR_V4MAPPED(&a6))
 			return a6.s6_addr[12] == 127;
-	}
-	return 0;
-}
-
-/* Is a resolved address a loopback one? */
-static int
-relay_sockaddr_is_loopback(const struct sockaddr *sa)
-{
-	const struct sockaddr_in	*s4;
-	const struct sockaddr_in6	*s6;
-
-	switch (sa->sa_family) {
-	case AF_INET:
-		s4 = (const struct sockaddr_in *)(const void *)sa;
-		return (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
-	case AF_INET6:
-		s6 = (const struct sockaddr_in6 *)(const void *)sa;
-		if (IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr))
-			return 1;
-		return IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) &&
-		    s6->sin6_addr.s6_addr[12] == 127;
 	}
 	return 0;
 }
@@ -676,116 +653,41 @@ relay_close_idle(struct relay_conn **cp, const struct relay_params *p)
 }
 
 /*
- * TCP connect to host:port within connect_timeout (for all addresses
- * together), in slices so that a cancel is noticed.  With plaintext only
- * loopback addresses are tried ("localhost" could be mapped elsewhere).
- * Returns the connected, blocking socket (published), or -1 with err.
+ * TCP connect within connect_timeout (util_connect_tcp), noticing a
+ * cancel.  With plaintext only loopback addresses are tried ("localhost"
+ * could be mapped elsewhere).  Returns the connected, blocking socket
+ * (published), or -1 with err.
  */
 static int
 relay_connect_tcp(struct relay_conn *c, const struct relay_params *p,
     const char *host, char *err, size_t errsz)
 {
-	struct addrinfo	 hints, *res, *ai;
-	struct pollfd	 pfd;
-	char		 port[8];
-	uint64_t	 deadline, now;
-	socklen_t	 sl;
-	int		 fd, r, soerr, flags, timeout_ms;
+	struct util_connect	 uc;
+	int			 refused;
 
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICSERV;
-	snprintf(port, sizeof(port), "%u", (unsigned int)p->port);
-	/* getaddrinfo() has no timeout: a smarthost is best an address. */
-	if ((r = getaddrinfo(host, port, &hints, &res)) != 0) {
-		snprintf(err, errsz, "connect: %s", gai_strerror(r));
-		return -1;
-	}
-	snprintf(err, errsz, "connect: no usable address");
-	deadline = util_now_ms() + (uint64_t)p->connect_timeout * 1000;
-	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		if (p->tls == RELAY_TLS_NONE &&
-		    !relay_sockaddr_is_loopback(ai->ai_addr)) {
-			snprintf(err, errsz, "connect: plaintext refused to "
-			    "a non-loopback address");
-			continue;
-		}
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
-		    SOCK_CLOEXEC, ai->ai_protocol);
-		if (fd == -1) {
-			snprintf(err, errsz, "connect: socket: %s",
-			    strerror(errno));
-			continue;
-		}
-		/* libetpan select()s on it: FD_SET would abort the process. */
-		if (fd >= FD_SETSIZE) {
-			close(fd);
-			snprintf(err, errsz, "fd limit: socket %d >= "
-			    "FD_SETSIZE", fd);
-			break;
-		}
-		relay_publish_fd(c, fd);
-		if (relay_is_cancelled(c)) {
-			snprintf(err, errsz, "connect: cancelled");
-			goto fail;
-		}
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == -1 &&
-		    errno != EINPROGRESS) {
-			snprintf(err, errsz, "connect: %s", strerror(errno));
-			goto fail;
-		}
-		for (;;) {
-			now = util_now_ms();
-			if (now >= deadline) {
-				snprintf(err, errsz, "connect: timed out "
-				    "after %d s", p->connect_timeout);
-				goto fail;
-			}
-			timeout_ms = deadline - now > RELAY_POLL_SLICE_MS ?
-			    RELAY_POLL_SLICE_MS : (int)(deadline - now);
-			pfd.fd = fd;
-			pfd.events = POLLOUT;
-			pfd.revents = 0;
-			r = poll(&pfd, 1, timeout_ms);
-			if (relay_is_cancelled(c)) {
-				snprintf(err, errsz, "connect: cancelled");
-				goto fail;
-			}
-			if (r == -1 && errno != EINTR) {
-				snprintf(err, errsz, "connect: poll: %s",
-				    strerror(errno));
-				goto fail;
-			}
-			if (r > 0)
-				break;
-		}
-		soerr = 0;
-		sl = sizeof(soerr);
-		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == -1)
-			soerr = errno;
-		if (soerr != 0) {
-			snprintf(err, errsz, "connect: %s", strerror(soerr));
-			goto fail;
-		}
-		/* Blocking, as libetpan's own connect leaves it. */
-		if ((flags = fcntl(fd, F_GETFL)) == -1 ||
-		    fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == -1) {
-			snprintf(err, errsz, "connect: fcntl: %s",
-			    strerror(errno));
-			goto fail;
-		}
-		freeaddrinfo(res);
-		err[0] = '\0';
-		return fd;
- fail:
-		relay_publish_fd(c, -1);
-		close(fd);
-		if (relay_is_cancelled(c))
-			break;
-	}
-	freeaddrinfo(res);
-	return -1;
+	memset(&uc, 0, sizeof(uc));
+	uc.host = host;
+	uc.port = p->port;
+	uc.timeout = p->connect_timeout;
+	uc.loopback_only = p->tls == RELAY_TLS_NONE;
+	uc.stopword = "cancelled";
+	uc.stopped = relay_connect_stopped;
+	uc.publish = relay_connect_publish;
+	uc.arg = c;
+	return util_connect_tcp(&uc, err, errsz, &refused);
+}
+
+/* util_connect_tcp's view of a conn. */
+static int
+relay_connect_stopped(void *arg)
+{
+	return relay_is_cancelled(arg);
+}
+
+static void
+relay_connect_publish(void *arg, int fd)
+{
+	relay_publish_fd(arg, fd);
 }
 
 /* Every descriptor libetpan will select() on is below FD_SETSIZE? */
@@ -859,32 +761,6 @@ relay_command(struct relay_conn *c, int secs, const char *fmt, ...)
 	return relay_read_reply(c, secs);
 }
 
-/*
- * Server text for a result or err: joined lines, CR/LF/controls and
- * non-ASCII as spaces or '?', trailing space trimmed, truncated.
- */
-static void
-relay_clean_text(char *dst, size_t dstsz, const char *src)
-{
-	size_t			 o = 0;
-	const unsigned char	*p;
-
-	if (dstsz == 0)
-		return;
-	for (p = (const unsigned char *)(src != NULL ? src : "");
-	    *p != '\0' && o + 1 < dstsz; p++) {
-		if (*p < 0x20 || *p == 0x7f)
-			dst[o++] = ' ';
-		else if (*p >= 0x80)
-			dst[o++] = '?';
-		else
-			dst[o++] = (char)*p;
-	}
-	while (o > 0 && dst[o - 1] == ' ')
-		o--;
-	dst[o] = '\0';
-}
-
 /* err = "what: 550 5.1.1 text" from the last reply. */
 static void
 relay_reply_err(struct relay_conn *c, const char *what, char *err,
@@ -896,7 +772,7 @@ relay_reply_err(struct relay_conn *c, const char *what, char *err,
 		relay_io_err(c, what, err, errsz);
 		return;
 	}
-	relay_clean_text(text, sizeof(text), c->smtp->response);
+	util_clean_text(text, sizeof(text), c->smtp->response);
 	snprintf(err, errsz, "%s: %d %s", what, c->smtp->response_code, text);
 }
 
@@ -930,7 +806,7 @@ relay_set_rcpt(struct relay_conn *c, struct relay_rcpt *r)
 
 	r->code = c->smtp->response_code;
 	r->status[0] = '\0';
-	relay_clean_text(r->text, sizeof(r->text), t);
+	util_clean_text(r->text, sizeof(r->text), t);
 	/* status-code = class "." subject "." detail, 1-3 digits each */
 	if (t[0] != '0' + r->code / 100 || t[1] != '.')
 		return;

@@ -296,6 +296,10 @@ static void		 smtpd_cmd_ehlo(struct smtpd_session *, const char *);
 static void		 smtpd_cmd_starttls(struct smtpd_session *,
 			    const char *);
 static void		 smtpd_cmd_auth(struct smtpd_session *, const char *);
+static int		 smtpd_mail_args(struct smtpd_session *, const char *,
+			    int, char *, struct smtpd_mail_params *);
+static int		 smtpd_rcpt_args(struct smtpd_session *, const char *,
+			    char *);
 static void		 smtpd_cmd_mail(struct smtpd_session *, const char *);
 static void		 smtpd_cmd_rcpt(struct smtpd_session *, const char *);
 static void		 smtpd_cmd_data(struct smtpd_session *, const char *);
@@ -1144,6 +1148,73 @@ out:
 }
 
 /*
+ * MAIL FROM:, up to its parameters: the reverse-path into mbox (of
+ * SMTPD_MAX_MAILBOX + 1 bytes) and *p; 0, or -1 once the error is said.
+ * need_auth: a client that has not authenticated gets 530 before its
+ * path is read.
+ */
+static int
+smtpd_mail_args(struct smtpd_session *s, const char *arg, int need_auth,
+    char *mbox, struct smtpd_mail_params *p)
+{
+	const char	*rest, *why;
+	int		 r;
+
+	if (strncasecmp(arg, "FROM:", 5) != 0) {
+		smtpd_reply(s, "501 5.5.4 syntax: MAIL FROM:<address>");
+		return -1;
+	}
+	arg += 5;
+	while (*arg == ' ')
+		arg++;
+	if (need_auth && !s->authenticated) {
+		smtpd_reply(s, "530 5.7.0 authentication required");
+		return -1;
+	}
+	if (smtpd_parse_path(arg, 1, mbox, SMTPD_MAX_MAILBOX + 1, &rest,
+	    &why) != 0) {
+		smtpd_reply(s, "501 5.1.7 bad sender address syntax (%s)",
+		    why);
+		return -1;
+	}
+	if ((r = smtpd_parse_mail_params(rest, p, &why)) != 0) {
+		smtpd_reply(s, "%s 5.5.4 %s",
+		    r == SMTPD_PARAM_UNKNOWN ? "555" : "501", why);
+		return -1;
+	}
+	return 0;
+}
+
+/* RCPT TO: and its parameters: the forward-path into mbox (of
+ * SMTPD_MAX_MAILBOX + 1 bytes); 0, or -1 once the error is said. */
+static int
+smtpd_rcpt_args(struct smtpd_session *s, const char *arg, char *mbox)
+{
+	const char	*rest, *why;
+	int		 r;
+
+	if (strncasecmp(arg, "TO:", 3) != 0) {
+		smtpd_reply(s, "501 5.5.4 syntax: RCPT TO:<address>");
+		return -1;
+	}
+	arg += 3;
+	while (*arg == ' ')
+		arg++;
+	if (smtpd_parse_path(arg, 0, mbox, SMTPD_MAX_MAILBOX + 1, &rest,
+	    &why) != 0) {
+		smtpd_reply(s, "501 5.1.3 bad recipient address syntax (%s)",
+		    why);
+		return -1;
+	}
+	if ((r = smtpd_parse_rcpt_params(rest, &why)) != 0) {
+		smtpd_reply(s, "%s 5.5.4 %s",
+		    r == SMTPD_PARAM_UNKNOWN ? "555" : "501", why);
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * mail = "MAIL FROM:" Reverse-path [SP Mail-parameters] CRLF
  * (RFC 5321 4.1.1.2; a space after the colon is tolerated).
  */
@@ -1153,33 +1224,11 @@ smtpd_cmd_mail(struct smtpd_session *s, const char *arg)
 	struct smtpd_mail_params p;
 	struct store_clinician	*c = NULL;
 	char			 mbox[SMTPD_MAX_MAILBOX + 1];
-	const char		*rest, *why, *err;
+	const char		*err;
 	int			 r;
 
-	if (strncasecmp(arg, "FROM:", 5) != 0) {
-		smtpd_reply(s, "501 5.5.4 syntax: MAIL FROM:<address>");
+	if (smtpd_mail_args(s, arg, 1, mbox, &p) != 0)
 		return;
-	}
-	arg += 5;
-	while (*arg == ' ')
-		arg++;
-	if (!s->authenticated) {
-		smtpd_reply(s, "530 5.7.0 authentication required");
-		return;
-	}
-	if (smtpd_parse_path(arg, 1, mbox, sizeof mbox, &rest, &why) != 0) {
-		smtpd_reply(s, "501 5.1.7 bad sender address syntax (%s)",
-		    why);
-		return;
-	}
-	r = smtpd_parse_mail_params(rest, &p, &why);
-	if (r == SMTPD_PARAM_UNKNOWN) {
-		smtpd_reply(s, "555 5.5.4 %s", why);
-		return;
-	} else if (r != 0) {
-		smtpd_reply(s, "501 5.5.4 %s", why);
-		return;
-	}
 	if (p.size > s->d->cfg->max_letter_size) {
 		smtpd_reply(s, "552 5.3.4 message size exceeds fixed limit");
 		return;
@@ -1228,29 +1277,13 @@ smtpd_cmd_rcpt(struct smtpd_session *s, const char *arg)
 	struct store_patient	*pt = NULL;
 	struct smtpd_rcpt	*rc;
 	char			 mbox[SMTPD_MAX_MAILBOX + 1];
-	const char		*rest, *why, *err, *domain;
+	const char		*why, *err, *domain;
 	int64_t			 id;
 	size_t			 i;
 	int			 r;
 
-	if (strncasecmp(arg, "TO:", 3) != 0) {
-		smtpd_reply(s, "501 5.5.4 syntax: RCPT TO:<address>");
+	if (smtpd_rcpt_args(s, arg, mbox) != 0)
 		return;
-	}
-	arg += 3;
-	while (*arg == ' ')
-		arg++;
-	if (smtpd_parse_path(arg, 0, mbox, sizeof mbox, &rest, &why) != 0) {
-		smtpd_reply(s, "501 5.1.3 bad recipient address syntax (%s)",
-		    why);
-		return;
-	}
-	r = smtpd_parse_rcpt_params(rest, &why);
-	if (r != 0) {
-		smtpd_reply(s, "%s 5.5.4 %s",
-		    r == SMTPD_PARAM_UNKNOWN ? "555" : "501", why);
-		return;
-	}
 	if ((int64_t)s->tx.nrcpts >= s->d->cfg->smtp_max_recipients ||
 	    s->tx.nrcpts >= 1000) {
 		smtpd_reply(s, "452 4.5.3 too many recipients");
@@ -1781,27 +1814,9 @@ smtpd_cmd_lmtp_mail(struct smtpd_session *s, const char *arg)
 {
 	struct smtpd_mail_params p;
 	char			 mbox[SMTPD_MAX_MAILBOX + 1];
-	const char		*rest, *why;
-	int			 r;
 
-	if (strncasecmp(arg, "FROM:", 5) != 0) {
-		smtpd_reply(s, "501 5.5.4 syntax: MAIL FROM:<address>");
+	if (smtpd_mail_args(s, arg, 0, mbox, &p) != 0)
 		return;
-	}
-	arg += 5;
-	while (*arg == ' ')
-		arg++;
-	if (smtpd_parse_path(arg, 1, mbox, sizeof mbox, &rest, &why) != 0) {
-		smtpd_reply(s, "501 5.1.7 bad sender address syntax (%s)",
-		    why);
-		return;
-	}
-	r = smtpd_parse_mail_params(rest, &p, &why);
-	if (r != 0) {
-		smtpd_reply(s, "%s 5.5.4 %s",
-		    r == SMTPD_PARAM_UNKNOWN ? "555" : "501", why);
-		return;
-	}
 	if (p.size >= 0 && (uint64_t)p.size > s->env->max_size) {
 		smtpd_reply(s, "552 5.3.4 message size exceeds fixed limit");
 		return;
@@ -1823,27 +1838,9 @@ static void
 smtpd_cmd_lmtp_rcpt(struct smtpd_session *s, const char *arg)
 {
 	char		 mbox[SMTPD_MAX_MAILBOX + 1];
-	const char	*rest, *why;
-	int		 r;
 
-	if (strncasecmp(arg, "TO:", 3) != 0) {
-		smtpd_reply(s, "501 5.5.4 syntax: RCPT TO:<address>");
+	if (smtpd_rcpt_args(s, arg, mbox) != 0)
 		return;
-	}
-	arg += 3;
-	while (*arg == ' ')
-		arg++;
-	if (smtpd_parse_path(arg, 0, mbox, sizeof mbox, &rest, &why) != 0) {
-		smtpd_reply(s, "501 5.1.3 bad recipient address syntax (%s)",
-		    why);
-		return;
-	}
-	r = smtpd_parse_rcpt_params(rest, &why);
-	if (r != 0) {
-		smtpd_reply(s, "%s 5.5.4 %s",
-		    r == SMTPD_PARAM_UNKNOWN ? "555" : "501", why);
-		return;
-	}
 	if (s->tx.nlrcpts >= s->env->max_rcpts) {
 		smtpd_reply(s, "452 4.5.3 too many recipients");
 		return;

@@ -922,7 +922,7 @@ static int	 store_states_parse(const char *, char [][16], size_t,
 static int	 store_dstate_final(const char *);
 static int	 store_edge_ok(const char *, const char *);
 static int	 store_ids(struct store *, enum store_stmt, int64_t, int64_t,
-		    int64_t **, size_t *, const char **);
+		    int64_t, int64_t **, size_t *, const char **);
 static char	*store_json_str(const char *);
 static char	*store_callback_json(int64_t,
 		    const struct store_transition *, int64_t, int64_t);
@@ -952,6 +952,9 @@ static int	 store_outbox_check(const struct store_outbox *, const char *,
 static int	 store_outbox_close(struct store *,
 		    const struct store_outbox *, sqlite3_stmt *,
 		    const char **);
+static int	 store_outbox_done(struct store *,
+		    const struct store_outbox *, int64_t, const char *,
+		    int64_t, const char *, const char **);
 static int	 store_alert_one(struct store *, int64_t, void *, int *,
 		    const char **);
 static void	 store_alerts_release(void *, size_t);
@@ -977,10 +980,9 @@ static int	 store_reply_one(struct store *, struct store_reply_new *,
 static void	 store_read_reply(sqlite3_stmt *, struct store_reply *);
 static int	 store_reply_pending(struct store *, int64_t, int64_t *,
 		    const char **);
-static int	 store_rmail_one(struct store *, int64_t,
-		    struct store_reply_mail *, const char **);
-static int	 store_rmails_due(struct store *, int64_t, size_t, int,
-		    int64_t **, size_t *, const char **);
+static int	 store_rmail_one(struct store *, int64_t, void *, int *,
+		    const char **);
+static void	 store_rmails_release(void *, size_t);
 
 /* Map an SQLite result code to STORE_BUSY (retry later) or STORE_ERROR. */
 static int
@@ -2719,11 +2721,11 @@ store_edge_ok(const char *from, const char *to)
 
 /*
  * Run a SELECT whose first column is an id, binding ?1 = a and (if the
- * statement has it) ?2 = b; append the ids to *ids.
+ * statement has them) ?2 = b, ?3 = c; append the ids to *ids.
  */
 static int
 store_ids(struct store *s, enum store_stmt which, int64_t a, int64_t b,
-    int64_t **ids, size_t *n, const char **error_r)
+    int64_t c, int64_t **ids, size_t *n, const char **error_r)
 {
 	sqlite3_stmt	*st;
 	int		 rc;
@@ -2733,6 +2735,8 @@ store_ids(struct store *s, enum store_stmt which, int64_t a, int64_t b,
 	sqlite3_bind_int64(st, 1, a);
 	if (sqlite3_bind_parameter_count(st) >= 2)
 		sqlite3_bind_int64(st, 2, b);
+	if (sqlite3_bind_parameter_count(st) >= 3)
+		sqlite3_bind_int64(st, 3, c);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		*ids = xreallocarray(*ids, *n + 1, sizeof(**ids));
 		(*ids)[(*n)++] = sqlite3_column_int64(st, 0);
@@ -3267,10 +3271,10 @@ store_deliveries_claim(struct store *s, int64_t now, size_t max_new,
 		return rc;
 	if (max_new > 0)
 		rc = store_ids(s, ST_CLAIM_QUEUED, now, (int64_t)max_new,
-		    &ids, &nids, error_r);
+		    0, &ids, &nids, error_r);
 	if (rc == STORE_OK && max_retry > 0)
 		rc = store_ids(s, ST_CLAIM_DEFERRED, now, (int64_t)max_retry,
-		    &ids, &nids, error_r);
+		    0, &ids, &nids, error_r);
 	if (rc == STORE_OK && nids > 0) {
 		c = xcalloc(nids, sizeof(*c));
 		for (i = 0; i < nids && rc == STORE_OK; i++)
@@ -3640,7 +3644,7 @@ store_letter_admin(struct store *s, int64_t letter_id, const char *actor,
 	if ((rc = store_letter_head(s, letter_id, &h, error_r)) != STORE_OK)
 		return store_tx_end(s, own, rc, error_r);
 	rc = store_ids(s, cancel ? ST_CANCEL_IDS : ST_RELEASE_IDS, letter_id,
-	    0, &ids, &nids, error_r);
+	    0, 0, &ids, &nids, error_r);
 	if (rc == STORE_OK)
 		rc = store_audit_last(s, prev, error_r);
 	for (i = 0; i < nids && rc == STORE_OK; i++) {
@@ -3843,13 +3847,16 @@ store_queue_list(struct store *s, const char *states, size_t max,
 /* --- outboxes: alerts and callbacks ---------------------------------- */
 
 /*
- * Alerts and callbacks live the same life: due rows are claimed in one
- * transaction ("queued" -> "sending"; a row whose target has gone is
- * closed there and not returned), then each gets an outcome.  What tells
- * one outbox from the other is here; the reasons stay static strings.
+ * Alerts, callbacks and reply mails live the same life: due rows are
+ * claimed in one transaction ("queued" -> "sending"; a row whose target
+ * has gone is closed there and not returned), then each gets an outcome.
+ * What tells one outbox from another is here; the reasons stay static
+ * strings.
  */
 struct store_outbox {
 	enum store_stmt	 due;		/* ?1 = now, ?2 = max: the ids */
+	int		 urgency;	/* due walked with ?3 = 1, then 0 */
+	enum store_stmt	 outcome;	/* a text outcome (store_outbox_done) */
 	size_t		 size;		/* of one claimed row */
 	/* Read and mark one row; *skip when it was closed instead. */
 	int		(*one)(struct store *, int64_t, void *, int *,
@@ -3861,37 +3868,42 @@ struct store_outbox {
 	const char	*noretry;
 	const char	*done;		/* what store_run names */
 	const char	*notfound;
+	const char	*toolong;	/* a text outcome's reason */
 };
 
 static const struct store_outbox store_alerts = {
-	ST_ALERTS_DUE, sizeof(struct store_alert), store_alert_one,
-	store_alerts_release,
+	ST_ALERTS_DUE, 0, ST_ALERT_DONE, sizeof(struct store_alert),
+	store_alert_one, store_alerts_release,
 	"alerts: too many rows asked for",
 	"alert: state must be sent, queued or failed",
 	"alert: a retry without a next attempt",
 	"alert done",
-	"no such alert being sent"
+	"no such alert being sent",
+	"alert: reason too long"
 };
 
+/* The outcome of a callback is an HTTP status, not a text. */
 static const struct store_outbox store_callbacks = {
-	ST_CALLBACKS_DUE, sizeof(struct store_callback), store_callback_one,
-	store_callbacks_release,
+	ST_CALLBACKS_DUE, 0, ST_CALLBACK_DONE, sizeof(struct store_callback),
+	store_callback_one, store_callbacks_release,
 	"callbacks: too many rows asked for",
 	"callback: state must be sent, queued or failed",
 	"callback: a retry without a next attempt",
 	"callback done",
-	"no such callback being sent"
+	"no such callback being sent",
+	NULL
 };
 
-/* Reply mails are claimed per urgency (store_reply_mails_claim), not
- * through store_outbox_claim: only the outcome checks are shared. */
+/* Urgent reply mails are claimed first. */
 static const struct store_outbox store_rmails = {
-	ST_RMAILS_DUE, sizeof(struct store_reply_mail), NULL, NULL,
+	ST_RMAILS_DUE, 1, ST_RMAIL_DONE, sizeof(struct store_reply_mail),
+	store_rmail_one, store_rmails_release,
 	"reply mails: too many rows asked for",
 	"reply mail: state must be sent, queued or failed",
 	"reply mail: a retry without a next attempt",
 	"reply mail done",
-	"no such reply mail being sent"
+	"no such reply mail being sent",
+	"reply mail: reason too long"
 };
 
 /* Claim up to max due rows of an outbox into a new array *out. */
@@ -3902,7 +3914,7 @@ store_outbox_claim(struct store *s, const struct store_outbox *o,
 	unsigned char	*rows = NULL;
 	int64_t		*ids = NULL;
 	size_t		 nids = 0, i, k = 0;
-	int		 own, rc, skip;
+	int		 own, rc, skip, urgent;
 
 	*out = NULL;
 	*n = 0;
@@ -3914,7 +3926,10 @@ store_outbox_claim(struct store *s, const struct store_outbox *o,
 		return STORE_OK;
 	if ((rc = store_tx_begin(s, &own, error_r)) != STORE_OK)
 		return rc;
-	rc = store_ids(s, o->due, now, (int64_t)max, &ids, &nids, error_r);
+	for (urgent = o->urgency; urgent >= 0 && rc == STORE_OK &&
+	    nids < max; urgent--)
+		rc = store_ids(s, o->due, now, (int64_t)(max - nids), urgent,
+		    &ids, &nids, error_r);
 	if (rc == STORE_OK && nids > 0)
 		rows = xcalloc(nids, o->size);
 	for (i = 0; i < nids && rc == STORE_OK; i++) {
@@ -3968,6 +3983,32 @@ store_outbox_close(struct store *s, const struct store_outbox *o,
 		return STORE_NOTFOUND;
 	}
 	return STORE_OK;
+}
+
+/* A text outcome (sent, queued or failed, with a reason) of a row being
+ * sent. */
+static int
+store_outbox_done(struct store *s, const struct store_outbox *o, int64_t id,
+    const char *state, int64_t next_attempt, const char *error,
+    const char **error_r)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	if ((rc = store_outbox_check(o, state, next_attempt, error_r)) !=
+	    STORE_OK)
+		return rc;
+	if (!store_text_ok(error, 1)) {
+		*error_r = o->toolong;
+		return STORE_ERROR;
+	}
+	if ((rc = store_stmt(s, o->outcome, &st, error_r)) != STORE_OK)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	store_bind_text(st, 2, state);
+	sqlite3_bind_int64(st, 3, next_attempt);
+	store_bind_text(st, 4, error);
+	return store_outbox_close(s, o, st, error_r);
 }
 
 /* --- alerts ----------------------------------------------------------- */
@@ -4074,23 +4115,8 @@ int
 store_alert_done(struct store *s, int64_t id, const char *state,
     int64_t next_attempt, const char *error, const char **error_r)
 {
-	sqlite3_stmt	*st;
-	int		 rc;
-
-	if ((rc = store_outbox_check(&store_alerts, state, next_attempt,
-	    error_r)) != STORE_OK)
-		return rc;
-	if (!store_text_ok(error, 1)) {
-		*error_r = "alert: reason too long";
-		return STORE_ERROR;
-	}
-	if ((rc = store_stmt(s, ST_ALERT_DONE, &st, error_r)) != STORE_OK)
-		return rc;
-	sqlite3_bind_int64(st, 1, id);
-	store_bind_text(st, 2, state);
-	sqlite3_bind_int64(st, 3, next_attempt);
-	store_bind_text(st, 4, error);
-	return store_outbox_close(s, &store_alerts, st, error_r);
+	return store_outbox_done(s, &store_alerts, id, state, next_attempt,
+	    error, error_r);
 }
 
 /* --- callbacks -------------------------------------------------------- */
@@ -4200,7 +4226,7 @@ store_callback_done(struct store *s, int64_t id, const char *state,
 	if ((rc = store_outbox_check(&store_callbacks, state, next_attempt,
 	    error_r)) != STORE_OK)
 		return rc;
-	if ((rc = store_stmt(s, ST_CALLBACK_DONE, &st, error_r)) != 0)
+	if ((rc = store_stmt(s, store_callbacks.outcome, &st, error_r)) != 0)
 		return rc;
 	sqlite3_bind_int64(st, 1, id);
 	store_bind_text(st, 2, state);
@@ -5031,15 +5057,18 @@ store_letter_close(struct store *s, int64_t letter_id, const char *actor,
 	return store_tx_end(s, own, rc, error_r);
 }
 
-/* Read and mark one due reply mail, inside the claim's transaction. */
+/* Read and mark one due reply mail, inside the claim's transaction;
+ * none is skipped. */
 static int
-store_rmail_one(struct store *s, int64_t id, struct store_reply_mail *m,
+store_rmail_one(struct store *s, int64_t id, void *row, int *skip,
     const char **error_r)
 {
-	sqlite3_stmt	*st;
-	const void	*p;
-	int		 rc, n, content;
+	struct store_reply_mail	*m = row;
+	sqlite3_stmt		*st;
+	const void		*p;
+	int			 rc, n, content;
 
+	*skip = 0;
 	if ((rc = store_stmt(s, ST_RMAIL_READ, &st, error_r)) != STORE_OK)
 		return rc;
 	sqlite3_bind_int64(st, 1, id);
@@ -5105,64 +5134,22 @@ int
 store_reply_mails_claim(struct store *s, int64_t now, size_t max,
     struct store_reply_mail **out, size_t *n, const char **error_r)
 {
-	struct store_reply_mail	*m = NULL;
-	int64_t			*ids = NULL;
-	size_t			 nids = 0, k = 0;
-	int			 own, rc, urgent;
+	void	*rows;
+	int	 rc;
 
-	*out = NULL;
-	*n = 0;
-	if (max > STORE_CLAIM_MAX) {
-		*error_r = "reply mails: too many rows asked for";
-		return STORE_ERROR;
-	}
-	if (max == 0)
-		return STORE_OK;
-	if ((rc = store_tx_begin(s, &own, error_r)) != STORE_OK)
-		return rc;
-	for (urgent = 1; urgent >= 0 && rc == STORE_OK && nids < max;
-	    urgent--)
-		rc = store_rmails_due(s, now, max - nids, urgent, &ids, &nids,
-		    error_r);
-	if (rc == STORE_OK && nids > 0) {
-		m = xcalloc(nids, sizeof(*m));
-		for (k = 0; k < nids && rc == STORE_OK; k++)
-			rc = store_rmail_one(s, ids[k], &m[k], error_r);
-	}
-	free(ids);
-	if ((rc = store_tx_end(s, own, rc, error_r)) != STORE_OK) {
-		store_reply_mails_free(&m, k);
-		return rc;
-	}
-	*out = m;
-	*n = nids;
-	return STORE_OK;
+	rc = store_outbox_claim(s, &store_rmails, now, max, &rows, n,
+	    error_r);
+	*out = rows;
+	return rc;
 }
 
-/* Append the ids of up to max due reply mails of one urgency. */
-static int
-store_rmails_due(struct store *s, int64_t now, size_t max, int urgent,
-    int64_t **ids, size_t *n, const char **error_r)
+/* store_reply_mails_free for the outbox. */
+static void
+store_rmails_release(void *rows, size_t n)
 {
-	sqlite3_stmt	*st;
-	int		 rc;
+	struct store_reply_mail	*m = rows;
 
-	if ((rc = store_stmt(s, ST_RMAILS_DUE, &st, error_r)) != STORE_OK)
-		return rc;
-	sqlite3_bind_int64(st, 1, now);
-	sqlite3_bind_int64(st, 2, (int64_t)max);
-	sqlite3_bind_int(st, 3, urgent);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		*ids = xreallocarray(*ids, *n + 1, sizeof(**ids));
-		(*ids)[(*n)++] = sqlite3_column_int64(st, 0);
-	}
-	if (rc != SQLITE_DONE) {
-		rc = store_fail(s, rc, "reply mails", error_r);
-		store_done(st);
-		return rc;
-	}
-	store_done(st);
-	return STORE_OK;
+	store_reply_mails_free(&m, n);
 }
 
 /* Free an array of reply mails; accepts NULL. */
@@ -5192,23 +5179,8 @@ int
 store_reply_mail_done(struct store *s, int64_t id, const char *state,
     int64_t next_attempt, const char *error, const char **error_r)
 {
-	sqlite3_stmt	*st;
-	int		 rc;
-
-	if ((rc = store_outbox_check(&store_rmails, state, next_attempt,
-	    error_r)) != STORE_OK)
-		return rc;
-	if (!store_text_ok(error, 1)) {
-		*error_r = "reply mail: reason too long";
-		return STORE_ERROR;
-	}
-	if ((rc = store_stmt(s, ST_RMAIL_DONE, &st, error_r)) != STORE_OK)
-		return rc;
-	sqlite3_bind_int64(st, 1, id);
-	store_bind_text(st, 2, state);
-	sqlite3_bind_int64(st, 3, next_attempt);
-	store_bind_text(st, 4, error);
-	return store_outbox_close(s, &store_rmails, st, error_r);
+	return store_outbox_done(s, &store_rmails, id, state, next_attempt,
+	    error, error_r);
 }
 
 /* At start: every reply mail left "sending" goes back to "queued". */
