@@ -330,9 +330,9 @@ static const struct config_option config_options[] = {
 	/* [lmtp] */
 	STR("lmtp", "listen", "", 0, config_check_listen, lmtp_listen,
 	    "LMTP address host:port for the practice's own MX; empty = off"),
-	DUR("lmtp", "timeout", "5m", 1, 3600, 1, lmtp_timeout,
+	DUR("lmtp", "timeout", "5m", 1, 3600, 0, lmtp_timeout,
 	    "idle time allowed per LMTP command"),
-	INT("lmtp", "max_sessions", "20", 1, 10000, 1, lmtp_max_sessions,
+	INT("lmtp", "max_sessions", "20", 1, 10000, 0, lmtp_max_sessions,
 	    "most concurrent LMTP sessions"),
 
 	/* [replies] */
