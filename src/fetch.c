@@ -85,8 +85,6 @@
 /* Exported by libetpan 1.9.4, declared in a header Debian does not ship. */
 int	 mailstream_cancel_get_fd(struct mailstream_cancel *);
 
-/* Bytes one ordinary command may read (SEARCH of ~1M UIDs fits). */
-#define FETCH_MAX_RESPONSE	(8u * 1024 * 1024)
 /* Above max_size, for the FETCH response around the message literal. */
 #define FETCH_BODY_MARGIN	(64u * 1024)
 /* libetpan's stream buffer. */
@@ -193,6 +191,7 @@ static int	 fetch_starttls(struct fetch_sess *);
 static int	 fetch_capability(struct fetch_sess *);
 static int	 fetch_login(struct fetch_sess *);
 static int	 fetch_open(struct fetch_sess *);
+static int	 fetch_open_stream(struct fetch_sess *, mailstream_low *);
 static void	 fetch_close(struct fetch_sess *, int);
 static int	 fetch_folder_exists(struct fetch_sess *, const char *, int *);
 static int	 fetch_ensure_folder(struct fetch_sess *, const char *);
@@ -210,6 +209,7 @@ static int	 fetch_sleep(struct fetch *, int);
 static void	 fetch_drain(struct fetch *);
 static void	 fetch_error(struct fetch *, const char *);
 static void	*fetch_main(void *);
+static struct fetch *fetch_new(const struct fetch_params *);
 static void	 fetch_free(struct fetch *);
 static int	 fetch_cmp_uid(const void *, const void *);
 
@@ -407,6 +407,7 @@ fetch_fail_imap(struct fetch_sess *s, const char *what, int r)
 		fetch_fail(s, 0, "%s: malformed response", what);
 		return;
 	case MAILIMAP_ERROR_FATAL:
+	case MAILIMAP_ERROR_DONT_ACCEPT_CONNECTION:
 		fetch_fail(s, 0, "%s: server said BYE", what);
 		return;
 	case MAILIMAP_ERROR_PROTOCOL:
@@ -847,7 +848,18 @@ fetch_starttls(struct fetch_sess *s)
 		return -1;
 	}
 	fetch_budget(s, FETCH_MAX_RESPONSE);
-	if ((r = mailimap_starttls(s->imap)) != MAILIMAP_NO_ERROR) {
+	r = mailimap_starttls(s->imap);
+	/*
+	 * Debian's libetpan makes the same check and fails with the OK's
+	 * text, which is no NO: say what happened.
+	 */
+	if (r == MAILIMAP_ERROR_STARTTLS && s->imap->imap_stream != NULL &&
+	    s->imap->imap_stream->read_buffer_len > 0) {
+		fetch_fail(s, 0, "tls: data after the STARTTLS reply "
+		    "(response injection)");
+		return -1;
+	}
+	if (r != MAILIMAP_NO_ERROR) {
 		fetch_fail_imap(s, "tls: STARTTLS", r);
 		return -1;
 	}
@@ -934,8 +946,7 @@ fetch_open(struct fetch_sess *s)
 {
 	const struct fetch_server *srv = s->srv;
 	mailstream_low	*low;
-	mailstream	*stream;
-	int		 fd, r;
+	int		 fd;
 
 	s->name = srv->tls_name != NULL ? srv->tls_name : srv->host;
 	if ((fd = fetch_connect_tcp(s)) == -1)
@@ -956,6 +967,21 @@ fetch_open(struct fetch_sess *s)
 		close(fd);
 		return -1;
 	}
+	return fetch_open_stream(s, low);
+}
+
+/*
+ * The session over low, a connected stream (TLS already, for implicit
+ * TLS) that the session owns from here: the bounded layer, greeting,
+ * STARTTLS, CAPABILITY, LOGIN, CAPABILITY.  0 or -1 with s->err.
+ */
+static int
+fetch_open_stream(struct fetch_sess *s, mailstream_low *low)
+{
+	const struct fetch_server *srv = s->srv;
+	mailstream	*stream;
+	int		 r;
+
 	/* The stream owns the socket from here. */
 	if ((stream = mailstream_new(low, FETCH_STREAM_BUFFER)) == NULL)
 		log_fatalx("fetch: out of memory");
@@ -1766,6 +1792,43 @@ fetch_free(struct fetch *f)
 	free(f);
 }
 
+/* A worker's struct with deep copies of p; no pipe, no thread yet. */
+static struct fetch *
+fetch_new(const struct fetch_params *p)
+{
+	struct fetch	*f;
+
+	f = xcalloc(1, sizeof(*f));
+	f->wake[0] = f->wake[1] = -1;
+	f->fd = -1;
+	pthread_mutex_init(&f->lock, NULL);
+	pthread_cond_init(&f->cond, NULL);
+	f->p = *p;
+	f->host = xstrdup(p->server.host);
+	f->tls_name = p->server.tls_name != NULL ?
+	    xstrdup(p->server.tls_name) : NULL;
+	f->ca_file = p->server.ca_file != NULL ?
+	    xstrdup(p->server.ca_file) : NULL;
+	f->username = xstrdup(p->server.username);
+	f->password = xstrdup(p->server.password);
+	f->mailbox = xstrdup(p->mailbox);
+	f->processed = xstrdup(p->processed_folder);
+	f->aside = xstrdup(p->aside_folder);
+	f->p.server.host = f->host;
+	f->p.server.tls_name = f->tls_name;
+	f->p.server.ca_file = f->ca_file;
+	f->p.server.username = f->username;
+	f->p.server.password = f->password;
+	f->p.mailbox = f->mailbox;
+	f->p.processed_folder = f->processed;
+	f->p.aside_folder = f->aside;
+	f->state = FETCH_S_CONNECT;
+	pthread_mutex_lock(&fetch_id_lock);
+	f->id = ++fetch_next_id;
+	pthread_mutex_unlock(&fetch_id_lock);
+	return f;
+}
+
 /* Start the worker; see fetch.h. */
 int
 fetch_start(const struct fetch_params *p, struct fetch **fp,
@@ -1816,34 +1879,7 @@ fetch_start(const struct fetch_params *p, struct fetch **fp,
 		return -1;
 	}
 
-	f = xcalloc(1, sizeof(*f));
-	f->wake[0] = f->wake[1] = -1;
-	f->fd = -1;
-	pthread_mutex_init(&f->lock, NULL);
-	pthread_cond_init(&f->cond, NULL);
-	f->p = *p;
-	f->host = xstrdup(p->server.host);
-	f->tls_name = p->server.tls_name != NULL ?
-	    xstrdup(p->server.tls_name) : NULL;
-	f->ca_file = p->server.ca_file != NULL ?
-	    xstrdup(p->server.ca_file) : NULL;
-	f->username = xstrdup(p->server.username);
-	f->password = xstrdup(p->server.password);
-	f->mailbox = xstrdup(p->mailbox);
-	f->processed = xstrdup(p->processed_folder);
-	f->aside = xstrdup(p->aside_folder);
-	f->p.server.host = f->host;
-	f->p.server.tls_name = f->tls_name;
-	f->p.server.ca_file = f->ca_file;
-	f->p.server.username = f->username;
-	f->p.server.password = f->password;
-	f->p.mailbox = f->mailbox;
-	f->p.processed_folder = f->processed;
-	f->p.aside_folder = f->aside;
-	f->state = FETCH_S_CONNECT;
-	pthread_mutex_lock(&fetch_id_lock);
-	f->id = ++fetch_next_id;
-	pthread_mutex_unlock(&fetch_id_lock);
+	f = fetch_new(p);
 	if (pipe2(f->wake, O_NONBLOCK | O_CLOEXEC) == -1) {
 		f->wake[0] = f->wake[1] = -1;
 		fetch_free(f);
@@ -2004,4 +2040,56 @@ fetch_append(const struct fetch_server *srv, const char *folder,
 	*temporary = !s.perm;
 	fetch_close(&s, 0);
 	return -1;
+}
+
+/*
+ * One worker session over a given stream, for tests and fuzzing; see
+ * fetch.h.  The sequence and the bounds are fetch_main()'s (one round,
+ * no wait); only the connect is left out.
+ */
+int
+fetch_session_run(const struct fetch_params *p, mailstream_low *low,
+    char *err, size_t errsz)
+{
+	struct fetch		*f;
+	struct fetch_sess	 s;
+	int			 more, kept, rv = -1;
+
+	if (errsz > 0)
+		err[0] = '\0';
+	if (p->server.tls == RELAY_TLS_IMPLICIT || p->process == NULL ||
+	    fetch_check_name(p->mailbox) != NULL ||
+	    fetch_check_name(p->processed_folder) != NULL ||
+	    fetch_check_name(p->aside_folder) != NULL ||
+	    fetch_check_cred(p->server.username) != NULL ||
+	    fetch_check_cred(p->server.password) != NULL ||
+	    p->max_size == 0 || p->max_size > 1024u * 1024 * 1024) {
+		mailstream_low_close(low);
+		mailstream_low_free(low);
+		snprintf(err, errsz, "fetch_session_run: bad parameters");
+		return -1;
+	}
+	f = fetch_new(p);
+	memset(&s, 0, sizeof(s));
+	s.f = f;
+	s.srv = &f->p.server;
+	s.fd = -1;
+	s.name = s.srv->tls_name != NULL ? s.srv->tls_name : s.srv->host;
+	if ((s.imap = mailimap_new(0, NULL)) == NULL)
+		log_fatalx("fetch: out of memory");
+	mailimap_set_timeout(s.imap, s.srv->connect_timeout);
+	if (fetch_open_stream(&s, low) == -1 ||
+	    fetch_ensure_folder(&s, f->processed) == -1 ||
+	    fetch_ensure_folder(&s, f->aside) == -1 ||
+	    fetch_select(&s) == -1 ||
+	    fetch_round(&s, &more, &kept) == -1) {
+		snprintf(err, errsz, "%s", s.err[0] != '\0' ? s.err :
+		    "failed");
+		fetch_close(&s, 0);
+	} else {
+		fetch_close(&s, 1);
+		rv = 0;
+	}
+	fetch_free(f);
+	return rv;
 }
