@@ -41,8 +41,10 @@
  * plus a margin for the message fetch, FETCH_MAX_RESPONSE otherwise),
  * refuses a literal announced larger than what is left of that budget
  * before libetpan sees the announcement (libetpan allocates the
- * announced size at once, up to 4 GB), and turns end-of-file into an
- * error (libetpan's literal reader would spin on it).
+ * announced size at once, up to 4 GB), and with it anything that would
+ * put its own view of the stream out of step with libetpan's (see
+ * fetch_low_scan), and turns end-of-file into an error (libetpan's
+ * literal reader would spin on it).
  *
  * Error policy: every failure closes the session and is one line in
  * stats.last_error and, when it differs from the last one, in the log;
@@ -111,10 +113,20 @@ struct fetch_low {
 	size_t		 budget;	/* bytes this command may still read */
 	int		 over;		/* the budget ran out */
 	int		 eof;		/* the peer closed */
-	/* Literal announcements seen in the byte stream (fetch_low_scan). */
+	/* The byte stream as fetch_low_scan() follows it. */
 	size_t		 skip;		/* literal octets still to pass */
-	char		 tail[24];	/* the end of the current line */
-	size_t		 tlen;
+	int		 lines;		/* lines seen (the greeting is 0) */
+	int		 cls;		/* where in the line's first words */
+	int		 status;	/* the line is a status or "+" line */
+	int		 quoted, escaped;
+	int		 brace;		/* 0, 1 in "{digits", 2 after "}", */
+					/* 3 after "}" CR */
+	int		 digits;
+	uint64_t	 value;
+	int		 star;		/* the line's first token is "*" */
+	char		 word[8];	/* its second word, upper case */
+	size_t		 wlen;
+	const char	*why;		/* why a read was refused */
 };
 
 struct fetch {
@@ -174,6 +186,8 @@ static void	 fetch_publish_fd(struct fetch_sess *, int);
 static int	 fetch_sockaddr_is_loopback(const struct sockaddr *);
 static int	 fetch_connect_tcp(struct fetch_sess *);
 static mailstream_low *fetch_low_wrap(struct fetch_sess *, mailstream_low *);
+static void	 fetch_low_newline(struct fetch_low *);
+static int	 fetch_low_classify(struct fetch_low *, char);
 static int	 fetch_low_scan(struct fetch_low *, const char *, size_t);
 static ssize_t	 fetch_low_read(mailstream_low *, void *, size_t);
 static ssize_t	 fetch_low_write(mailstream_low *, const void *, size_t);
@@ -387,7 +401,8 @@ fetch_fail_imap(struct fetch_sess *s, const char *what, int r)
 	char	 text[120];
 
 	if (s->low != NULL && s->low->over) {
-		fetch_fail(s, 0, "%s: response longer than allowed", what);
+		fetch_fail(s, 0, "%s: %s", what, s->low->why != NULL ?
+		    s->low->why : "response longer than allowed");
 		return;
 	}
 	if (s->f != NULL && fetch_stopping(s->f)) {
@@ -603,57 +618,176 @@ fetch_low_wrap(struct fetch_sess *s, mailstream_low *inner)
 	return low;
 }
 
+/* Line classification states of fetch_low_scan(). */
+#define FETCH_CLS_START		0	/* at the line's first octet */
+#define FETCH_CLS_TOKEN		1	/* in its first token */
+#define FETCH_CLS_SPACE		2	/* after it */
+#define FETCH_CLS_WORD		3	/* in the second word */
+#define FETCH_CLS_DONE		4
+
+/* A new line (not the rest of one a literal interrupted). */
+static void
+fetch_low_newline(struct fetch_low *l)
+{
+	l->lines++;
+	l->cls = FETCH_CLS_START;
+	l->status = 0;
+	l->wlen = 0;
+	l->star = 0;
+}
+
 /*
- * Follow the byte stream for literal announcements: a line ending in
+ * The line's first two words decide whether it is a status line
+ * ("* OK|NO|BAD|BYE|PREAUTH", "tag OK|NO|BAD") or a "+" line: libetpan
+ * reads the rest of those as text, where "{n}" announces nothing.
+ * Spaces and tabs as libetpan's lenient parser takes them.  -1 for a
+ * BYE greeting: libetpan 1.9.4 leaks the parsed greeting on it.
+ */
+static int
+fetch_low_classify(struct fetch_low *l, char c)
+{
+	int	 sp = c == ' ' || c == '\t', end = c == '\r' || c == '\n';
+
+	switch (l->cls) {
+	case FETCH_CLS_START:
+		if (c == '+') {
+			l->status = 1;
+			l->cls = FETCH_CLS_DONE;
+			break;
+		}
+		l->star = c == '*';
+		l->cls = end ? FETCH_CLS_DONE : sp ? FETCH_CLS_SPACE :
+		    FETCH_CLS_TOKEN;
+		break;
+	case FETCH_CLS_TOKEN:
+		if (sp)
+			l->cls = FETCH_CLS_SPACE;
+		else if (end)
+			l->cls = FETCH_CLS_DONE;
+		else
+			l->star = 0;	/* a tag */
+		break;
+	case FETCH_CLS_SPACE:
+		if (sp)
+			break;
+		l->cls = FETCH_CLS_WORD;
+		/* FALLTHROUGH */
+	case FETCH_CLS_WORD:
+		if (!sp && !end) {
+			if (l->wlen < sizeof(l->word))
+				l->word[l->wlen] = c >= 'a' && c <= 'z' ?
+				    c - 'a' + 'A' : c;
+			l->wlen++;
+			break;
+		}
+		l->cls = FETCH_CLS_DONE;
+#define FETCH_WORD(w)	(l->wlen == sizeof(w) - 1 && \
+			    memcmp(l->word, w, sizeof(w) - 1) == 0)
+		l->status = FETCH_WORD("OK") || FETCH_WORD("NO") ||
+		    FETCH_WORD("BAD") || (l->star &&
+		    (FETCH_WORD("BYE") || FETCH_WORD("PREAUTH")));
+		if (l->lines == 0 && l->star && FETCH_WORD("BYE")) {
+			l->why = "server said BYE";
+			return -1;
+		}
+#undef FETCH_WORD
+		break;
+	}
+	return 0;
+}
+
+/*
+ * Follow the byte stream for literal announcements, as libetpan will
+ * read it:
  *   literal = "{" number "}" CRLF *CHAR8
- * is followed by number octets that are data, not lines.  An
- * announcement larger than the budget left is refused: -1.  (A line of
- * text that merely ends in "{n}" is taken for one too; at worst it is
- * refused or its next n octets go unscanned.)
+ * is followed by number octets that are data, not lines, and libetpan
+ * allocates number octets as soon as it reads the announcement.  So
+ * before libetpan sees them, -1 (refused) for: a number of more than 12
+ * digits or larger than the budget left, anywhere; outside a quoted
+ * string, "{digits}" not followed by the line's end (libetpan takes it
+ * for a literal all the same, a workaround for Lotus Domino); a status
+ * line ending in one (libetpan reads it as text, and skipping its
+ * octets here would leave the next ones unchecked); and a BYE greeting
+ * (fetch_low_classify).  The octets of a literal are skipped, so that
+ * a message may contain anything.
  */
 static int
 fetch_low_scan(struct fetch_low *l, const char *p, size_t n)
 {
-	size_t		 i = 0, k, t, d;
-	uint64_t	 v;
+	size_t		 i, k;
+	char		 c;
 
-	while (i < n) {
+	for (i = 0; i < n; i++) {
 		if (l->skip > 0) {
 			k = l->skip < n - i ? l->skip : n - i;
 			l->skip -= k;
-			i += k;
+			i += k - 1;
 			continue;
 		}
-		if (p[i] != '\n') {
-			if (l->tlen == sizeof(l->tail)) {
-				memmove(l->tail, l->tail + 1,
-				    sizeof(l->tail) - 1);
-				l->tlen--;
+		c = p[i];
+		if (l->cls != FETCH_CLS_DONE && fetch_low_classify(l, c) == -1)
+			return -1;
+		switch (l->brace) {
+		case 1:
+			if (c >= '0' && c <= '9') {
+				if (++l->digits > 12)
+					goto big;
+				l->value = l->value * 10 + (uint64_t)(c - '0');
+				continue;
 			}
-			l->tail[l->tlen++] = p[i++];
+			l->brace = 0;
+			if (c != '}' || l->digits == 0)
+				break;
+			if (l->value > l->budget)
+				goto big;
+			if (!l->quoted)
+				l->brace = 2;
+			continue;
+		case 2:
+			if (c == '\r') {
+				l->brace = 3;
+				continue;
+			}
+			/* FALLTHROUGH */
+		case 3:
+			if (c != '\n') {
+				l->why = "literal not at the end of a line";
+				return -1;
+			}
+			l->brace = 0;
+			if (l->status) {
+				l->why = "literal at the end of a status line";
+				return -1;
+			}
+			/* The line goes on after the literal. */
+			l->skip = (size_t)l->value;
+			l->quoted = l->escaped = 0;
 			continue;
 		}
-		i++;
-		t = l->tlen;
-		l->tlen = 0;
-		if (t > 0 && l->tail[t - 1] == '\r')
-			t--;
-		if (t < 3 || l->tail[t - 1] != '}')
+		if (c == '\n') {
+			l->quoted = l->escaped = 0;
+			fetch_low_newline(l);
 			continue;
-		for (d = t - 1; d > 0 && l->tail[d - 1] >= '0' &&
-		    l->tail[d - 1] <= '9'; d--)
-			;
-		if (d == t - 1 || d == 0 || l->tail[d - 1] != '{')
-			continue;
-		if (t - 1 - d > 12)
-			return -1;
-		for (v = 0; d < t - 1; d++)
-			v = v * 10 + (uint64_t)(l->tail[d] - '0');
-		if (v > l->budget)
-			return -1;
-		l->skip = (size_t)v;
+		}
+		if (l->quoted) {
+			if (l->escaped)
+				l->escaped = 0;
+			else if (c == '\\')
+				l->escaped = 1;
+			else if (c == '"')
+				l->quoted = 0;
+		} else if (c == '"')
+			l->quoted = 1;
+		if (c == '{') {
+			l->brace = 1;
+			l->digits = 0;
+			l->value = 0;
+		}
 	}
 	return 0;
+ big:
+	l->why = "response longer than allowed";
+	return -1;
 }
 
 /*
@@ -669,6 +803,8 @@ fetch_low_read(mailstream_low *low, void *buf, size_t count)
 
 	if (l->budget == 0) {
 		l->over = 1;
+		if (l->why == NULL)
+			l->why = "response longer than allowed";
 		return -1;
 	}
 	if (count > l->budget)
@@ -768,6 +904,7 @@ fetch_budget(struct fetch_sess *s, size_t n)
 	if (s->low != NULL) {
 		s->low->budget = n;
 		s->low->over = 0;
+		s->low->why = NULL;
 	}
 }
 
