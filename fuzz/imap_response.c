@@ -44,7 +44,10 @@
 #define FUZZ_ASAN_HOOKS 1
 #endif
 #ifdef FUZZ_ASAN_HOOKS
-#include <sanitizer/allocator_interface.h>
+/* From <sanitizer/allocator_interface.h>, which gcc does not install. */
+int	 __sanitizer_install_malloc_and_free_hooks(
+	    void (*)(const volatile void *, size_t),
+	    void (*)(const volatile void *));
 #endif
 
 #include "fetch.h"
