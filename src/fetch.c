@@ -124,6 +124,8 @@ struct fetch_low {
 	int		 digits;
 	uint64_t	 value;
 	int		 star;		/* the line's first token is "*" */
+	int		 statusdata;	/* "* STATUS" */
+	int		 paren;		/* after "(" and white space */
 	char		 word[8];	/* its second word, upper case */
 	size_t		 wlen;
 	const char	*why;		/* why a read was refused */
@@ -634,6 +636,8 @@ fetch_low_newline(struct fetch_low *l)
 	l->status = 0;
 	l->wlen = 0;
 	l->star = 0;
+	l->statusdata = 0;
+	l->paren = 0;
 }
 
 /*
@@ -686,6 +690,7 @@ fetch_low_classify(struct fetch_low *l, char c)
 		l->status = FETCH_WORD("OK") || FETCH_WORD("NO") ||
 		    FETCH_WORD("BAD") || (l->star &&
 		    (FETCH_WORD("BYE") || FETCH_WORD("PREAUTH")));
+		l->statusdata = l->star && FETCH_WORD("STATUS");
 		if (l->lines == 0 && l->star && FETCH_WORD("BYE")) {
 			l->why = "server said BYE";
 			return -1;
@@ -707,8 +712,8 @@ fetch_low_classify(struct fetch_low *l, char c)
  * string, "{digits}" not followed by the line's end (libetpan takes it
  * for a literal all the same, a workaround for Lotus Domino); a status
  * line ending in one (libetpan reads it as text, and skipping its
- * octets here would leave the next ones unchecked); and a BYE greeting
- * (fetch_low_classify).  The octets of a literal are skipped, so that
+ * octets here would leave the next ones unchecked); a BYE greeting
+ * (fetch_low_classify); and "* STATUS" with an empty attribute list.  The octets of a literal are skipped, so that
  * a message may contain anything.
  */
 static int
@@ -782,6 +787,20 @@ fetch_low_scan(struct fetch_low *l, const char *p, size_t n)
 			l->brace = 1;
 			l->digits = 0;
 			l->value = 0;
+		}
+		/*
+		 * "* STATUS mailbox ()": libetpan 1.9.4 without Debian's
+		 * fix for CVE-2022-4121 dereferences NULL freeing it.
+		 */
+		if (l->statusdata && !l->quoted) {
+			if (c == ')' && l->paren) {
+				l->why = "STATUS with no attributes";
+				return -1;
+			}
+			if (c == '(')
+				l->paren = 1;
+			else if (c != ' ' && c != '\t')
+				l->paren = 0;
 		}
 	}
 	return 0;
@@ -1022,8 +1041,26 @@ static int
 fetch_capability(struct fetch_sess *s)
 {
 	struct mailimap_capability_data	*cap = NULL;
+	struct mailimap_connection_info	*ci = s->imap->imap_connection_info;
+	clist				*empty;
 	int				 r;
 
+	/*
+	 * Forget them here, and start from an empty list: libetpan 1.9.4
+	 * dereferences NULL when a CAPABILITY command succeeds and no
+	 * capability was ever received (a bare "OK" to it, after a
+	 * greeting without [CAPABILITY]).  A reply that lists none leaves
+	 * none.
+	 */
+	if (ci != NULL) {
+		if ((empty = clist_new()) == NULL)
+			log_fatalx("fetch: out of memory");
+		if (ci->imap_capability != NULL)
+			mailimap_capability_data_free(ci->imap_capability);
+		if ((ci->imap_capability =
+		    mailimap_capability_data_new(empty)) == NULL)
+			log_fatalx("fetch: out of memory");
+	}
 	fetch_budget(s, FETCH_MAX_RESPONSE);
 	if ((r = mailimap_capability(s->imap, &cap)) != MAILIMAP_NO_ERROR) {
 		fetch_fail_imap(s, "CAPABILITY", r);
