@@ -434,8 +434,12 @@ fetch_fail_imap(struct fetch_sess *s, const char *what, int r)
 		fetch_fail(s, 0, "%s: out of memory", what);
 		return;
 	}
-	fetch_clean_text(text, sizeof(text), s->imap != NULL ?
-	    s->imap->imap_response : NULL);
+	/* Set by every parsed reply; NULL when none was read. */
+	if (s->imap == NULL || s->imap->imap_response == NULL) {
+		fetch_fail(s, 0, "%s: failed before any reply", what);
+		return;
+	}
+	fetch_clean_text(text, sizeof(text), s->imap->imap_response);
 	fetch_fail(s, 0, "%s: NO %s", what, text);
 }
 
@@ -1085,6 +1089,8 @@ fetch_login(struct fetch_sess *s)
 			    "AUTH=PLAIN offered");
 			return -1;
 		}
+		/* Without SASL it fails at once: no stale reply text. */
+		s->imap->imap_response = NULL;
 		r = mailimap_authenticate(s->imap, "PLAIN", s->name, NULL,
 		    NULL, srv->username, srv->username, srv->password, NULL);
 		/* libetpan keeps these pointers; they are the caller's. */
