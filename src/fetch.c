@@ -126,6 +126,10 @@ struct fetch_low {
 	int		 star;		/* the line's first token is "*" */
 	int		 statusdata;	/* "* STATUS" */
 	int		 paren;		/* after "(" and white space */
+	char		 w[16];		/* the atom being read, upper case */
+	size_t		 wl;
+	int		 after;		/* what must follow a keyword */
+	int		 greetcode;	/* the greeting's response code */
 	char		 word[8];	/* its second word, upper case */
 	size_t		 wlen;
 	const char	*why;		/* why a read was refused */
@@ -190,6 +194,8 @@ static int	 fetch_connect_tcp(struct fetch_sess *);
 static mailstream_low *fetch_low_wrap(struct fetch_sess *, mailstream_low *);
 static void	 fetch_low_newline(struct fetch_low *);
 static int	 fetch_low_classify(struct fetch_low *, char);
+static int	 fetch_atom_char(char);
+static int	 fetch_low_atom(struct fetch_low *, char);
 static int	 fetch_low_scan(struct fetch_low *, const char *, size_t);
 static ssize_t	 fetch_low_read(mailstream_low *, void *, size_t);
 static ssize_t	 fetch_low_write(mailstream_low *, const void *, size_t);
@@ -642,6 +648,110 @@ fetch_low_newline(struct fetch_low *l)
 	l->star = 0;
 	l->statusdata = 0;
 	l->paren = 0;
+	l->wl = 0;
+	l->after = 0;
+	l->greetcode = 0;
+}
+
+/* An ATOM-CHAR, ASCII only (libetpan takes 8-bit ones too). */
+static int
+fetch_atom_char(char c)
+{
+	return c > ' ' && c < 0x7f && strchr("(){%*\"\\]", c) == NULL;
+}
+
+/*
+ * Atoms outside quoted strings and literals, against the response
+ * parts that libetpan 1.9.4 (Debian's too) crashes or leaks on:
+ *   [PERMANENTFLAGS ( whose first flag does not parse: NULL list freed;
+ *   [CAPABILITY ] and "* CAPABILITY" with no name: a NULL list that
+ *     mailimap_has_extension() and mailimap_capability() walk;
+ *   BODY (, BODYSTRUCTURE, ENVELOPE and BODY[section] (never asked
+ *     for): their parsers leak on malformed input, once per response;
+ *   in the greeting, a response code but CAPABILITY or ALERT: libetpan
+ *     parses the greeting without a parser context, and any string in
+ *     it (PERMANENTFLAGS, BADCHARSET, ...) dereferences NULL.
+ * -1 to refuse.
+ */
+static int
+fetch_low_atom(struct fetch_low *l, char c)
+{
+	int	 sp = c == ' ' || c == '\t';
+
+	switch (l->after) {
+	case 1:		/* [PERMANENTFLAGS, before "(" */
+		if (sp)
+			return 0;
+		l->after = c == '(' ? 2 : 0;
+		if (c == '(')
+			return 0;
+		break;
+	case 2:		/* the first flag */
+		if (c == '\\') {
+			l->after = 3;
+			return 0;
+		}
+		/* FALLTHROUGH */
+	case 3:		/* after "\\" */
+		if (c != '*' && !fetch_atom_char(c) && (l->after == 3 ||
+		    c != ')')) {
+			l->why = "PERMANENTFLAGS that libetpan cannot read";
+			return -1;
+		}
+		l->after = 0;
+		break;
+	case 5:		/* the greeting, after its status word */
+		l->wl = 0;
+		if (sp)
+			return 0;
+		l->greetcode = c == '[';
+		l->after = 0;
+		break;
+	case 4:		/* CAPABILITY, before the first name */
+		if (sp)
+			return 0;
+		if (c == ']' || c == '\r' || c == '\n') {
+			l->why = "CAPABILITY with no capability";
+			return -1;
+		}
+		l->after = 0;
+		break;
+	}
+	if (fetch_atom_char(c)) {
+		if (l->wl < sizeof(l->w))
+			l->w[l->wl] = c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c;
+		l->wl++;
+		return 0;
+	}
+#define FETCH_ATOM(a)	(l->wl == sizeof(a) - 1 && \
+			    memcmp(l->w, a, sizeof(a) - 1) == 0)
+	if (l->greetcode && !FETCH_ATOM("[CAPABILITY") &&
+	    !FETCH_ATOM("[ALERT")) {
+		l->why = "a greeting code libetpan cannot read";
+		return -1;
+	}
+	l->greetcode = 0;
+	if (!l->status && l->wl >= 5 && memcmp(l->w, "BODY[", 5) == 0 &&
+	    (l->wl != 5 || c != ']')) {
+		l->why = "a BODY section never asked for";
+		return -1;
+	}
+	if (FETCH_ATOM("[PERMANENTFLAGS"))
+		l->after = 1;
+	else if (FETCH_ATOM("[CAPABILITY") ||
+	    (l->star && FETCH_ATOM("CAPABILITY")))
+		l->after = 4;
+	else if (!l->status && (FETCH_ATOM("BODYSTRUCTURE") ||
+	    FETCH_ATOM("ENVELOPE") || (FETCH_ATOM("BODY") &&
+	    (sp || c == '(')))) {
+		l->why = "BODYSTRUCTURE, ENVELOPE or BODY never asked for";
+		return -1;
+	}
+#undef FETCH_ATOM
+	l->wl = 0;
+	if (l->after != 0)
+		return fetch_low_atom(l, c);
+	return 0;
 }
 
 /*
@@ -695,6 +805,9 @@ fetch_low_classify(struct fetch_low *l, char c)
 		    FETCH_WORD("BAD") || (l->star &&
 		    (FETCH_WORD("BYE") || FETCH_WORD("PREAUTH")));
 		l->statusdata = l->star && FETCH_WORD("STATUS");
+		/* The greeting's code, if any, comes next. */
+		if (l->lines == 0 && l->status)
+			l->after = 5;
 		if (l->lines == 0 && l->star && FETCH_WORD("BYE")) {
 			l->why = "server said BYE";
 			return -1;
@@ -717,7 +830,8 @@ fetch_low_classify(struct fetch_low *l, char c)
  * for a literal all the same, a workaround for Lotus Domino); a status
  * line ending in one (libetpan reads it as text, and skipping its
  * octets here would leave the next ones unchecked); a BYE greeting
- * (fetch_low_classify); and "* STATUS" with an empty attribute list.  The octets of a literal are skipped, so that
+ * (fetch_low_classify); "* STATUS" with an empty attribute list; and
+ * what fetch_low_atom() lists.  The octets of a literal are skipped, so that
  * a message may contain anything.
  */
 static int
@@ -735,6 +849,8 @@ fetch_low_scan(struct fetch_low *l, const char *p, size_t n)
 		}
 		c = p[i];
 		if (l->cls != FETCH_CLS_DONE && fetch_low_classify(l, c) == -1)
+			return -1;
+		if (!l->quoted && fetch_low_atom(l, c) == -1)
 			return -1;
 		switch (l->brace) {
 		case 1:
@@ -770,6 +886,8 @@ fetch_low_scan(struct fetch_low *l, const char *p, size_t n)
 			}
 			/* The line goes on after the literal. */
 			l->skip = (size_t)l->value;
+			l->wl = 0;
+			l->after = 0;
 			l->quoted = l->escaped = 0;
 			continue;
 		}
