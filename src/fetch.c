@@ -124,8 +124,6 @@ struct fetch_low {
 	int		 digits;
 	uint64_t	 value;
 	int		 star;		/* the line's first token is "*" */
-	int		 statusdata;	/* "* STATUS" */
-	int		 paren;		/* after "(" and white space */
 	char		 w[16];		/* the atom being read, upper case */
 	size_t		 wl;
 	int		 after;		/* what must follow a keyword */
@@ -646,8 +644,6 @@ fetch_low_newline(struct fetch_low *l)
 	l->status = 0;
 	l->wlen = 0;
 	l->star = 0;
-	l->statusdata = 0;
-	l->paren = 0;
 	l->wl = 0;
 	l->after = 0;
 	l->greetcode = 0;
@@ -804,7 +800,6 @@ fetch_low_classify(struct fetch_low *l, char c)
 		l->status = FETCH_WORD("OK") || FETCH_WORD("NO") ||
 		    FETCH_WORD("BAD") || (l->star &&
 		    (FETCH_WORD("BYE") || FETCH_WORD("PREAUTH")));
-		l->statusdata = l->star && FETCH_WORD("STATUS");
 		/* The greeting's code, if any, comes next. */
 		if (l->lines == 0 && l->status)
 			l->after = 5;
@@ -830,8 +825,7 @@ fetch_low_classify(struct fetch_low *l, char c)
  * for a literal all the same, a workaround for Lotus Domino); a status
  * line ending in one (libetpan reads it as text, and skipping its
  * octets here would leave the next ones unchecked); a BYE greeting
- * (fetch_low_classify); "* STATUS" with an empty attribute list; and
- * what fetch_low_atom() lists.  The octets of a literal are skipped, so that
+ * (fetch_low_classify); and what fetch_low_atom() lists.  The octets of a literal are skipped, so that
  * a message may contain anything.
  */
 static int
@@ -909,20 +903,6 @@ fetch_low_scan(struct fetch_low *l, const char *p, size_t n)
 			l->brace = 1;
 			l->digits = 0;
 			l->value = 0;
-		}
-		/*
-		 * "* STATUS mailbox ()": libetpan 1.9.4 without Debian's
-		 * fix for CVE-2022-4121 dereferences NULL freeing it.
-		 */
-		if (l->statusdata && !l->quoted) {
-			if (c == ')' && l->paren) {
-				l->why = "STATUS with no attributes";
-				return -1;
-			}
-			if (c == '(')
-				l->paren = 1;
-			else if (c != ' ' && c != '\t')
-				l->paren = 0;
 		}
 	}
 	return 0;
