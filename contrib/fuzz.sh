@@ -123,6 +123,12 @@ build_libetpan() {
 	    make -j"$jobs" >"$work/libetpan-make.log" 2>&1) || return 1
 	[ -f "$etpan_lib" ]
 }
+# An earlier build without GnuTLS (imap_response cannot link) is redone.
+if [ -f "$etpan_lib" ] && ! nm "$etpan_lib" 2>/dev/null |
+    grep -q ' D mailstream_ssl_driver$'; then
+	log "libetpan: the instrumented build has no GnuTLS: building again"
+	rm -f "$etpan_lib"
+fi
 if [ ! -f "$etpan_lib" ] && ! build_libetpan; then
 	log "libetpan: no instrumented build (see $work/libetpan-*.log):" \
 	    "fuzzing against the system library, without coverage inside it"
