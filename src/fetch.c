@@ -660,6 +660,8 @@ fetch_atom_char(char c)
  * Atoms outside quoted strings and literals, against the response
  * parts that libetpan 1.9.4 (Debian's too) crashes or leaks on:
  *   [PERMANENTFLAGS ( whose first flag does not parse: NULL list freed;
+ *   a quoted string or literal in a flag list (PERMANENTFLAGS, FLAGS):
+ *     flags are atoms, and libetpan leaks such a string on errors;
  *   [CAPABILITY ] and "* CAPABILITY" with no name: a NULL list that
  *     mailimap_has_extension() and mailimap_capability() walk;
  *   BODY (, BODYSTRUCTURE, ENVELOPE and BODY[section] (never asked
@@ -694,7 +696,22 @@ fetch_low_atom(struct fetch_low *l, char c)
 			l->why = "PERMANENTFLAGS that libetpan cannot read";
 			return -1;
 		}
-		l->after = 0;
+		l->after = c == ')' ? 0 : 6;
+		break;
+	case 7:		/* FLAGS, before "(" */
+		if (sp)
+			return 0;
+		l->after = c == '(' ? 6 : 0;
+		if (c == '(')
+			return 0;
+		break;
+	case 6:		/* in a flag list */
+		if (c == '"' || c == '{') {
+			l->why = "a flag list with a string";
+			return -1;
+		}
+		if (c == ')' || c == ']' || c == '\r' || c == '\n')
+			l->after = 0;
 		break;
 	case 5:		/* the greeting, after its status word */
 		l->wl = 0;
@@ -734,6 +751,8 @@ fetch_low_atom(struct fetch_low *l, char c)
 	}
 	if (FETCH_ATOM("[PERMANENTFLAGS"))
 		l->after = 1;
+	else if (!l->status && FETCH_ATOM("FLAGS"))
+		l->after = 7;
 	else if (FETCH_ATOM("[CAPABILITY") ||
 	    (l->star && FETCH_ATOM("CAPABILITY")))
 		l->after = 4;
@@ -744,9 +763,12 @@ fetch_low_atom(struct fetch_low *l, char c)
 		return -1;
 	}
 #undef FETCH_ATOM
-	l->wl = 0;
-	if (l->after != 0)
+	/* A keyword just read: c is the first octet after it. */
+	if (l->wl > 0 && (l->after == 1 || l->after == 4 || l->after == 7)) {
+		l->wl = 0;
 		return fetch_low_atom(l, c);
+	}
+	l->wl = 0;
 	return 0;
 }
 
