@@ -691,7 +691,8 @@ fetch_low_atom(struct fetch_low *l, char c)
 		}
 		/* FALLTHROUGH */
 	case 3:		/* after "\\" */
-		if (c != '*' && !fetch_atom_char(c) && (l->after == 3 ||
+		/* "\\*", a flag, or the end of an empty list */
+		if (!fetch_atom_char(c) && (l->after == 3 ? c != '*' :
 		    c != ')')) {
 			l->why = "PERMANENTFLAGS that libetpan cannot read";
 			return -1;
