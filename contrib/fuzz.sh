@@ -71,8 +71,21 @@ fi
 # --- libetpan, instrumented ---------------------------------------------
 # Fetched with apt-get source through a private list (the system's apt
 # configuration is left alone); the orig tarball alone will do: Debian's
-# patches to 1.9.4 are STARTTLS and IMAP fixes, not MIME.
+# patches to 1.9.4 are STARTTLS and IMAP fixes, not MIME, and the IMAP
+# fix the imap_response target needs is applied here (fix_cve_2022_4121).
+# With GnuTLS, as Debian builds it (fetch.c and tls.c use its TLS layer).
 etpan_lib=$work/libetpan/src/.libs/libetpan.a
+# Debian's libetpan, which sealpost runs with, has the fix for
+# CVE-2022-4121 (freeing '* STATUS "RUU" ()' dereferences NULL); upstream
+# 1.9.4 has not, and every imap_response run would stop on it.
+fix_cve_2022_4121() {
+	local f=$1/src/low-level/imap/mailimap_types.c
+	grep -q 'if (info->st_info_list != NULL) {' "$f" && return 0
+	sed -i '/^mailimap_mailbox_data_status_free(/,/^}/{
+s/^  clist_foreach(info->st_info_list,/  if (info->st_info_list != NULL) {\n  clist_foreach(info->st_info_list,/
+s/^  clist_free(info->st_info_list);/  clist_free(info->st_info_list);\n  }/
+}' "$f" && grep -q 'if (info->st_info_list != NULL) {' "$f"
+}
 build_libetpan() {
 	local apt=$work/apt ver opts dir
 	ver=$(dpkg-query -W -f='${Version}' libetpan20 2>/dev/null) || return 1
@@ -98,17 +111,24 @@ build_libetpan() {
 		mkdir -p "$work/libetpan" && tar -xf \
 		    "$(ls "$apt"/src/libetpan_*.orig.tar.* | head -1)" \
 		    -C "$work/libetpan" --strip-components=1 || return 1
+		fix_cve_2022_4121 "$work/libetpan" || return 1
 	fi
 	dir=$work/libetpan
 	log "libetpan: building with clang and the sanitizers (minutes)"
 	(cd "$dir" && CC=clang CFLAGS="$CFLAGS_LIB" ./configure -q \
 	    --disable-shared --enable-static --without-openssl \
-	    --without-gnutls --without-sasl --without-curl --without-expat \
+	    --with-gnutls --without-sasl --without-curl --without-expat \
 	    --disable-db --disable-lockfile --without-zlib \
 	    >"$work/libetpan-configure.log" 2>&1 &&
 	    make -j"$jobs" >"$work/libetpan-make.log" 2>&1) || return 1
 	[ -f "$etpan_lib" ]
 }
+# An earlier build without GnuTLS (imap_response cannot link) is redone.
+if [ -f "$etpan_lib" ] && ! nm "$etpan_lib" 2>/dev/null |
+    grep -q ' D mailstream_ssl_driver$'; then
+	log "libetpan: the instrumented build has no GnuTLS: building again"
+	rm -f "$etpan_lib"
+fi
 if [ ! -f "$etpan_lib" ] && ! build_libetpan; then
 	log "libetpan: no instrumented build (see $work/libetpan-*.log):" \
 	    "fuzzing against the system library, without coverage inside it"

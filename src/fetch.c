@@ -41,8 +41,10 @@
  * plus a margin for the message fetch, FETCH_MAX_RESPONSE otherwise),
  * refuses a literal announced larger than what is left of that budget
  * before libetpan sees the announcement (libetpan allocates the
- * announced size at once, up to 4 GB), and turns end-of-file into an
- * error (libetpan's literal reader would spin on it).
+ * announced size at once, up to 4 GB), and with it anything that would
+ * put its own view of the stream out of step with libetpan's (see
+ * fetch_low_scan), and turns end-of-file into an error (libetpan's
+ * literal reader would spin on it).
  *
  * Error policy: every failure closes the session and is one line in
  * stats.last_error and, when it differs from the last one, in the log;
@@ -85,8 +87,6 @@
 /* Exported by libetpan 1.9.4, declared in a header Debian does not ship. */
 int	 mailstream_cancel_get_fd(struct mailstream_cancel *);
 
-/* Bytes one ordinary command may read (SEARCH of ~1M UIDs fits). */
-#define FETCH_MAX_RESPONSE	(8u * 1024 * 1024)
 /* Above max_size, for the FETCH response around the message literal. */
 #define FETCH_BODY_MARGIN	(64u * 1024)
 /* libetpan's stream buffer. */
@@ -111,10 +111,24 @@ struct fetch_low {
 	size_t		 budget;	/* bytes this command may still read */
 	int		 over;		/* the budget ran out */
 	int		 eof;		/* the peer closed */
-	/* Literal announcements seen in the byte stream (fetch_low_scan). */
+	/* The byte stream as fetch_low_scan() follows it. */
 	size_t		 skip;		/* literal octets still to pass */
-	char		 tail[24];	/* the end of the current line */
-	size_t		 tlen;
+	int		 lines;		/* lines seen (the greeting is 0) */
+	int		 cls;		/* where in the line's first words */
+	int		 status;	/* the line is a status or "+" line */
+	int		 quoted, escaped;
+	int		 brace;		/* 0, 1 in "{digits", 2 after "}", */
+					/* 3 after "}" CR */
+	int		 digits;
+	uint64_t	 value;
+	int		 star;		/* the line's first token is "*" */
+	char		 w[16];		/* the atom being read, upper case */
+	size_t		 wl;
+	int		 after;		/* what must follow a keyword */
+	int		 greetcode;	/* the greeting's response code */
+	char		 word[8];	/* its second word, upper case */
+	size_t		 wlen;
+	const char	*why;		/* why a read was refused */
 };
 
 struct fetch {
@@ -174,6 +188,10 @@ static int	 fetch_connect_tcp(struct fetch_sess *);
 static int	 fetch_connect_stopped(void *);
 static void	 fetch_connect_publish(void *, int);
 static mailstream_low *fetch_low_wrap(struct fetch_sess *, mailstream_low *);
+static void	 fetch_low_newline(struct fetch_low *);
+static int	 fetch_low_classify(struct fetch_low *, char);
+static int	 fetch_atom_char(char);
+static int	 fetch_low_atom(struct fetch_low *, char);
 static int	 fetch_low_scan(struct fetch_low *, const char *, size_t);
 static ssize_t	 fetch_low_read(mailstream_low *, void *, size_t);
 static ssize_t	 fetch_low_write(mailstream_low *, const void *, size_t);
@@ -191,6 +209,7 @@ static int	 fetch_starttls(struct fetch_sess *);
 static int	 fetch_capability(struct fetch_sess *);
 static int	 fetch_login(struct fetch_sess *);
 static int	 fetch_open(struct fetch_sess *);
+static int	 fetch_open_stream(struct fetch_sess *, mailstream_low *);
 static void	 fetch_close(struct fetch_sess *, int);
 static int	 fetch_folder_exists(struct fetch_sess *, const char *, int *);
 static int	 fetch_ensure_folder(struct fetch_sess *, const char *);
@@ -208,6 +227,7 @@ static int	 fetch_sleep(struct fetch *, int);
 static void	 fetch_drain(struct fetch *);
 static void	 fetch_error(struct fetch *, const char *);
 static void	*fetch_main(void *);
+static struct fetch *fetch_new(const struct fetch_params *);
 static void	 fetch_free(struct fetch *);
 static int	 fetch_cmp_uid(const void *, const void *);
 
@@ -362,7 +382,8 @@ fetch_fail_imap(struct fetch_sess *s, const char *what, int r)
 	char	 text[120];
 
 	if (s->low != NULL && s->low->over) {
-		fetch_fail(s, 0, "%s: response longer than allowed", what);
+		fetch_fail(s, 0, "%s: %s", what, s->low->why != NULL ?
+		    s->low->why : "response longer than allowed");
 		return;
 	}
 	if (s->f != NULL && fetch_stopping(s->f)) {
@@ -382,6 +403,7 @@ fetch_fail_imap(struct fetch_sess *s, const char *what, int r)
 		fetch_fail(s, 0, "%s: malformed response", what);
 		return;
 	case MAILIMAP_ERROR_FATAL:
+	case MAILIMAP_ERROR_DONT_ACCEPT_CONNECTION:
 		fetch_fail(s, 0, "%s: server said BYE", what);
 		return;
 	case MAILIMAP_ERROR_PROTOCOL:
@@ -391,8 +413,12 @@ fetch_fail_imap(struct fetch_sess *s, const char *what, int r)
 		fetch_fail(s, 0, "%s: out of memory", what);
 		return;
 	}
-	util_clean_text(text, sizeof(text), s->imap != NULL ?
-	    s->imap->imap_response : NULL);
+	/* Set by every parsed reply; NULL when none was read. */
+	if (s->imap == NULL || s->imap->imap_response == NULL) {
+		fetch_fail(s, 0, "%s: failed before any reply", what);
+		return;
+	}
+	util_clean_text(text, sizeof(text), s->imap->imap_response);
 	fetch_fail(s, 0, "%s: NO %s", what, text);
 }
 
@@ -480,57 +506,310 @@ fetch_low_wrap(struct fetch_sess *s, mailstream_low *inner)
 	return low;
 }
 
+/* Line classification states of fetch_low_scan(). */
+#define FETCH_CLS_START		0	/* at the line's first octet */
+#define FETCH_CLS_TOKEN		1	/* in its first token */
+#define FETCH_CLS_SPACE		2	/* after it */
+#define FETCH_CLS_WORD		3	/* in the second word */
+#define FETCH_CLS_DONE		4
+
+/* A new line (not the rest of one a literal interrupted). */
+static void
+fetch_low_newline(struct fetch_low *l)
+{
+	l->lines++;
+	l->cls = FETCH_CLS_START;
+	l->status = 0;
+	l->wlen = 0;
+	l->star = 0;
+	l->wl = 0;
+	l->after = 0;
+	l->greetcode = 0;
+}
+
+/* An ATOM-CHAR, ASCII only (libetpan takes 8-bit ones too). */
+static int
+fetch_atom_char(char c)
+{
+	return c > ' ' && c < 0x7f && strchr("(){%*\"\\]", c) == NULL;
+}
+
 /*
- * Follow the byte stream for literal announcements: a line ending in
+ * Atoms outside quoted strings and literals, against the response
+ * parts that libetpan 1.9.4 (Debian's too) crashes or leaks on:
+ *   [PERMANENTFLAGS ( whose first flag does not parse: NULL list freed;
+ *   a quoted string or literal in a flag list (PERMANENTFLAGS, FLAGS):
+ *     flags are atoms, and libetpan leaks such a string on errors;
+ *   [CAPABILITY ] and "* CAPABILITY" with no name: a NULL list that
+ *     mailimap_has_extension() and mailimap_capability() walk;
+ *   BODY (, BODYSTRUCTURE, ENVELOPE and BODY[section] (never asked
+ *     for): their parsers leak on malformed input, once per response;
+ *   in the greeting, a response code but CAPABILITY or ALERT: libetpan
+ *     parses the greeting without a parser context, and any string in
+ *     it (PERMANENTFLAGS, BADCHARSET, ...) dereferences NULL.
+ * -1 to refuse.
+ */
+static int
+fetch_low_atom(struct fetch_low *l, char c)
+{
+	int	 sp = c == ' ' || c == '\t';
+
+	switch (l->after) {
+	case 1:		/* [PERMANENTFLAGS, before "(" */
+		if (sp)
+			return 0;
+		l->after = c == '(' ? 2 : 0;
+		if (c == '(')
+			return 0;
+		break;
+	case 2:		/* the first flag */
+		if (c == '\\') {
+			l->after = 3;
+			return 0;
+		}
+		/* FALLTHROUGH */
+	case 3:		/* after "\\" */
+		/* "\\*", a flag, or the end of an empty list */
+		if (!fetch_atom_char(c) && (l->after == 3 ? c != '*' :
+		    c != ')')) {
+			l->why = "PERMANENTFLAGS that libetpan cannot read";
+			return -1;
+		}
+		l->after = c == ')' ? 0 : 6;
+		break;
+	case 7:		/* FLAGS, before "(" */
+		if (sp)
+			return 0;
+		l->after = c == '(' ? 6 : 0;
+		if (c == '(')
+			return 0;
+		break;
+	case 6:		/* in a flag list */
+		if (c == '"' || c == '{') {
+			l->why = "a flag list with a string";
+			return -1;
+		}
+		if (c == ')' || c == ']' || c == '\r' || c == '\n')
+			l->after = 0;
+		break;
+	case 5:		/* the greeting, after its status word */
+		l->wl = 0;
+		if (sp)
+			return 0;
+		l->greetcode = c == '[';
+		l->after = 0;
+		break;
+	case 4:		/* CAPABILITY, before the first name */
+		if (sp)
+			return 0;
+		if (c == ']' || c == '\r' || c == '\n') {
+			l->why = "CAPABILITY with no capability";
+			return -1;
+		}
+		l->after = 0;
+		break;
+	}
+	if (fetch_atom_char(c)) {
+		if (l->wl < sizeof(l->w))
+			l->w[l->wl] = c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c;
+		l->wl++;
+		return 0;
+	}
+#define FETCH_ATOM(a)	(l->wl == sizeof(a) - 1 && \
+			    memcmp(l->w, a, sizeof(a) - 1) == 0)
+	if (l->greetcode && !FETCH_ATOM("[CAPABILITY") &&
+	    !FETCH_ATOM("[ALERT")) {
+		l->why = "a greeting code libetpan cannot read";
+		return -1;
+	}
+	l->greetcode = 0;
+	if (!l->status && l->wl >= 5 && memcmp(l->w, "BODY[", 5) == 0 &&
+	    (l->wl != 5 || c != ']')) {
+		l->why = "a BODY section never asked for";
+		return -1;
+	}
+	if (FETCH_ATOM("[PERMANENTFLAGS"))
+		l->after = 1;
+	else if (!l->status && FETCH_ATOM("FLAGS"))
+		l->after = 7;
+	else if (FETCH_ATOM("[CAPABILITY") ||
+	    (l->star && FETCH_ATOM("CAPABILITY")))
+		l->after = 4;
+	else if (!l->status && (FETCH_ATOM("BODYSTRUCTURE") ||
+	    FETCH_ATOM("ENVELOPE") || (FETCH_ATOM("BODY") &&
+	    (sp || c == '(')))) {
+		l->why = "BODYSTRUCTURE, ENVELOPE or BODY never asked for";
+		return -1;
+	}
+#undef FETCH_ATOM
+	/* A keyword just read: c is the first octet after it. */
+	if (l->wl > 0 && (l->after == 1 || l->after == 4 || l->after == 7)) {
+		l->wl = 0;
+		return fetch_low_atom(l, c);
+	}
+	l->wl = 0;
+	return 0;
+}
+
+/*
+ * The line's first two words decide whether it is a status line
+ * ("* OK|NO|BAD|BYE|PREAUTH", "tag OK|NO|BAD") or a "+" line: libetpan
+ * reads the rest of those as text, where "{n}" announces nothing.
+ * Spaces and tabs as libetpan's lenient parser takes them.  -1 for a
+ * BYE greeting: libetpan 1.9.4 leaks the parsed greeting on it.
+ */
+static int
+fetch_low_classify(struct fetch_low *l, char c)
+{
+	int	 sp = c == ' ' || c == '\t', end = c == '\r' || c == '\n';
+
+	switch (l->cls) {
+	case FETCH_CLS_START:
+		if (c == '+') {
+			l->status = 1;
+			l->cls = FETCH_CLS_DONE;
+			break;
+		}
+		l->star = c == '*';
+		l->cls = end ? FETCH_CLS_DONE : sp ? FETCH_CLS_SPACE :
+		    FETCH_CLS_TOKEN;
+		break;
+	case FETCH_CLS_TOKEN:
+		if (sp)
+			l->cls = FETCH_CLS_SPACE;
+		else if (end)
+			l->cls = FETCH_CLS_DONE;
+		else
+			l->star = 0;	/* a tag */
+		break;
+	case FETCH_CLS_SPACE:
+		if (sp)
+			break;
+		l->cls = FETCH_CLS_WORD;
+		/* FALLTHROUGH */
+	case FETCH_CLS_WORD:
+		if (!sp && !end) {
+			if (l->wlen < sizeof(l->word))
+				l->word[l->wlen] = c >= 'a' && c <= 'z' ?
+				    c - 'a' + 'A' : c;
+			l->wlen++;
+			break;
+		}
+		l->cls = FETCH_CLS_DONE;
+#define FETCH_WORD(w)	(l->wlen == sizeof(w) - 1 && \
+			    memcmp(l->word, w, sizeof(w) - 1) == 0)
+		l->status = FETCH_WORD("OK") || FETCH_WORD("NO") ||
+		    FETCH_WORD("BAD") || (l->star &&
+		    (FETCH_WORD("BYE") || FETCH_WORD("PREAUTH")));
+		/* The greeting's code, if any, comes next. */
+		if (l->lines == 0 && l->status)
+			l->after = 5;
+		if (l->lines == 0 && l->star && FETCH_WORD("BYE")) {
+			l->why = "server said BYE";
+			return -1;
+		}
+#undef FETCH_WORD
+		break;
+	}
+	return 0;
+}
+
+/*
+ * Follow the byte stream for literal announcements, as libetpan will
+ * read it:
  *   literal = "{" number "}" CRLF *CHAR8
- * is followed by number octets that are data, not lines.  An
- * announcement larger than the budget left is refused: -1.  (A line of
- * text that merely ends in "{n}" is taken for one too; at worst it is
- * refused or its next n octets go unscanned.)
+ * is followed by number octets that are data, not lines, and libetpan
+ * allocates number octets as soon as it reads the announcement.  So
+ * before libetpan sees them, -1 (refused) for: a number of more than 12
+ * digits or larger than the budget left, anywhere; outside a quoted
+ * string, "{digits}" not followed by the line's end (libetpan takes it
+ * for a literal all the same, a workaround for Lotus Domino); a status
+ * line ending in one (libetpan reads it as text, and skipping its
+ * octets here would leave the next ones unchecked); a BYE greeting
+ * (fetch_low_classify); and what fetch_low_atom() lists.  The octets of a literal are skipped, so that
+ * a message may contain anything.
  */
 static int
 fetch_low_scan(struct fetch_low *l, const char *p, size_t n)
 {
-	size_t		 i = 0, k, t, d;
-	uint64_t	 v;
+	size_t		 i, k;
+	char		 c;
 
-	while (i < n) {
+	for (i = 0; i < n; i++) {
 		if (l->skip > 0) {
 			k = l->skip < n - i ? l->skip : n - i;
 			l->skip -= k;
-			i += k;
+			i += k - 1;
 			continue;
 		}
-		if (p[i] != '\n') {
-			if (l->tlen == sizeof(l->tail)) {
-				memmove(l->tail, l->tail + 1,
-				    sizeof(l->tail) - 1);
-				l->tlen--;
+		c = p[i];
+		if (l->cls != FETCH_CLS_DONE && fetch_low_classify(l, c) == -1)
+			return -1;
+		if (!l->quoted && fetch_low_atom(l, c) == -1)
+			return -1;
+		switch (l->brace) {
+		case 1:
+			if (c >= '0' && c <= '9') {
+				if (++l->digits > 12)
+					goto big;
+				l->value = l->value * 10 + (uint64_t)(c - '0');
+				continue;
 			}
-			l->tail[l->tlen++] = p[i++];
+			l->brace = 0;
+			if (c != '}' || l->digits == 0)
+				break;
+			if (l->value > l->budget)
+				goto big;
+			if (!l->quoted)
+				l->brace = 2;
+			continue;
+		case 2:
+			if (c == '\r') {
+				l->brace = 3;
+				continue;
+			}
+			/* FALLTHROUGH */
+		case 3:
+			if (c != '\n') {
+				l->why = "literal not at the end of a line";
+				return -1;
+			}
+			l->brace = 0;
+			if (l->status) {
+				l->why = "literal at the end of a status line";
+				return -1;
+			}
+			/* The line goes on after the literal. */
+			l->skip = (size_t)l->value;
+			l->wl = 0;
+			l->after = 0;
+			l->quoted = l->escaped = 0;
 			continue;
 		}
-		i++;
-		t = l->tlen;
-		l->tlen = 0;
-		if (t > 0 && l->tail[t - 1] == '\r')
-			t--;
-		if (t < 3 || l->tail[t - 1] != '}')
+		if (c == '\n') {
+			l->quoted = l->escaped = 0;
+			fetch_low_newline(l);
 			continue;
-		for (d = t - 1; d > 0 && l->tail[d - 1] >= '0' &&
-		    l->tail[d - 1] <= '9'; d--)
-			;
-		if (d == t - 1 || d == 0 || l->tail[d - 1] != '{')
-			continue;
-		if (t - 1 - d > 12)
-			return -1;
-		for (v = 0; d < t - 1; d++)
-			v = v * 10 + (uint64_t)(l->tail[d] - '0');
-		if (v > l->budget)
-			return -1;
-		l->skip = (size_t)v;
+		}
+		if (l->quoted) {
+			if (l->escaped)
+				l->escaped = 0;
+			else if (c == '\\')
+				l->escaped = 1;
+			else if (c == '"')
+				l->quoted = 0;
+		} else if (c == '"')
+			l->quoted = 1;
+		if (c == '{') {
+			l->brace = 1;
+			l->digits = 0;
+			l->value = 0;
+		}
 	}
 	return 0;
+ big:
+	l->why = "response longer than allowed";
+	return -1;
 }
 
 /*
@@ -546,6 +825,8 @@ fetch_low_read(mailstream_low *low, void *buf, size_t count)
 
 	if (l->budget == 0) {
 		l->over = 1;
+		if (l->why == NULL)
+			l->why = "response longer than allowed";
 		return -1;
 	}
 	if (count > l->budget)
@@ -645,6 +926,7 @@ fetch_budget(struct fetch_sess *s, size_t n)
 	if (s->low != NULL) {
 		s->low->budget = n;
 		s->low->over = 0;
+		s->low->why = NULL;
 	}
 }
 
@@ -725,7 +1007,18 @@ fetch_starttls(struct fetch_sess *s)
 		return -1;
 	}
 	fetch_budget(s, FETCH_MAX_RESPONSE);
-	if ((r = mailimap_starttls(s->imap)) != MAILIMAP_NO_ERROR) {
+	r = mailimap_starttls(s->imap);
+	/*
+	 * Debian's libetpan makes the same check and fails with the OK's
+	 * text, which is no NO: say what happened.
+	 */
+	if (r == MAILIMAP_ERROR_STARTTLS && s->imap->imap_stream != NULL &&
+	    s->imap->imap_stream->read_buffer_len > 0) {
+		fetch_fail(s, 0, "tls: data after the STARTTLS reply "
+		    "(response injection)");
+		return -1;
+	}
+	if (r != MAILIMAP_NO_ERROR) {
 		fetch_fail_imap(s, "tls: STARTTLS", r);
 		return -1;
 	}
@@ -751,8 +1044,26 @@ static int
 fetch_capability(struct fetch_sess *s)
 {
 	struct mailimap_capability_data	*cap = NULL;
+	struct mailimap_connection_info	*ci = s->imap->imap_connection_info;
+	clist				*empty;
 	int				 r;
 
+	/*
+	 * Forget them here, and start from an empty list: libetpan 1.9.4
+	 * dereferences NULL when a CAPABILITY command succeeds and no
+	 * capability was ever received (a bare "OK" to it, after a
+	 * greeting without [CAPABILITY]).  A reply that lists none leaves
+	 * none.
+	 */
+	if (ci != NULL) {
+		if ((empty = clist_new()) == NULL)
+			log_fatalx("fetch: out of memory");
+		if (ci->imap_capability != NULL)
+			mailimap_capability_data_free(ci->imap_capability);
+		if ((ci->imap_capability =
+		    mailimap_capability_data_new(empty)) == NULL)
+			log_fatalx("fetch: out of memory");
+	}
 	fetch_budget(s, FETCH_MAX_RESPONSE);
 	if ((r = mailimap_capability(s->imap, &cap)) != MAILIMAP_NO_ERROR) {
 		fetch_fail_imap(s, "CAPABILITY", r);
@@ -777,6 +1088,8 @@ fetch_login(struct fetch_sess *s)
 			    "AUTH=PLAIN offered");
 			return -1;
 		}
+		/* Without SASL it fails at once: no stale reply text. */
+		s->imap->imap_response = NULL;
 		r = mailimap_authenticate(s->imap, "PLAIN", s->name, NULL,
 		    NULL, srv->username, srv->username, srv->password, NULL);
 		/* libetpan keeps these pointers; they are the caller's. */
@@ -812,8 +1125,7 @@ fetch_open(struct fetch_sess *s)
 {
 	const struct fetch_server *srv = s->srv;
 	mailstream_low	*low;
-	mailstream	*stream;
-	int		 fd, r;
+	int		 fd;
 
 	s->name = srv->tls_name != NULL ? srv->tls_name : srv->host;
 	if ((fd = fetch_connect_tcp(s)) == -1)
@@ -834,6 +1146,21 @@ fetch_open(struct fetch_sess *s)
 		close(fd);
 		return -1;
 	}
+	return fetch_open_stream(s, low);
+}
+
+/*
+ * The session over low, a connected stream (TLS already, for implicit
+ * TLS) that the session owns from here: the bounded layer, greeting,
+ * STARTTLS, CAPABILITY, LOGIN, CAPABILITY.  0 or -1 with s->err.
+ */
+static int
+fetch_open_stream(struct fetch_sess *s, mailstream_low *low)
+{
+	const struct fetch_server *srv = s->srv;
+	mailstream	*stream;
+	int		 r;
+
 	/* The stream owns the socket from here. */
 	if ((stream = mailstream_new(low, FETCH_STREAM_BUFFER)) == NULL)
 		log_fatalx("fetch: out of memory");
@@ -1644,6 +1971,43 @@ fetch_free(struct fetch *f)
 	free(f);
 }
 
+/* A worker's struct with deep copies of p; no pipe, no thread yet. */
+static struct fetch *
+fetch_new(const struct fetch_params *p)
+{
+	struct fetch	*f;
+
+	f = xcalloc(1, sizeof(*f));
+	f->wake[0] = f->wake[1] = -1;
+	f->fd = -1;
+	pthread_mutex_init(&f->lock, NULL);
+	pthread_cond_init(&f->cond, NULL);
+	f->p = *p;
+	f->host = xstrdup(p->server.host);
+	f->tls_name = p->server.tls_name != NULL ?
+	    xstrdup(p->server.tls_name) : NULL;
+	f->ca_file = p->server.ca_file != NULL ?
+	    xstrdup(p->server.ca_file) : NULL;
+	f->username = xstrdup(p->server.username);
+	f->password = xstrdup(p->server.password);
+	f->mailbox = xstrdup(p->mailbox);
+	f->processed = xstrdup(p->processed_folder);
+	f->aside = xstrdup(p->aside_folder);
+	f->p.server.host = f->host;
+	f->p.server.tls_name = f->tls_name;
+	f->p.server.ca_file = f->ca_file;
+	f->p.server.username = f->username;
+	f->p.server.password = f->password;
+	f->p.mailbox = f->mailbox;
+	f->p.processed_folder = f->processed;
+	f->p.aside_folder = f->aside;
+	f->state = FETCH_S_CONNECT;
+	pthread_mutex_lock(&fetch_id_lock);
+	f->id = ++fetch_next_id;
+	pthread_mutex_unlock(&fetch_id_lock);
+	return f;
+}
+
 /* Start the worker; see fetch.h. */
 int
 fetch_start(const struct fetch_params *p, struct fetch **fp,
@@ -1694,34 +2058,7 @@ fetch_start(const struct fetch_params *p, struct fetch **fp,
 		return -1;
 	}
 
-	f = xcalloc(1, sizeof(*f));
-	f->wake[0] = f->wake[1] = -1;
-	f->fd = -1;
-	pthread_mutex_init(&f->lock, NULL);
-	pthread_cond_init(&f->cond, NULL);
-	f->p = *p;
-	f->host = xstrdup(p->server.host);
-	f->tls_name = p->server.tls_name != NULL ?
-	    xstrdup(p->server.tls_name) : NULL;
-	f->ca_file = p->server.ca_file != NULL ?
-	    xstrdup(p->server.ca_file) : NULL;
-	f->username = xstrdup(p->server.username);
-	f->password = xstrdup(p->server.password);
-	f->mailbox = xstrdup(p->mailbox);
-	f->processed = xstrdup(p->processed_folder);
-	f->aside = xstrdup(p->aside_folder);
-	f->p.server.host = f->host;
-	f->p.server.tls_name = f->tls_name;
-	f->p.server.ca_file = f->ca_file;
-	f->p.server.username = f->username;
-	f->p.server.password = f->password;
-	f->p.mailbox = f->mailbox;
-	f->p.processed_folder = f->processed;
-	f->p.aside_folder = f->aside;
-	f->state = FETCH_S_CONNECT;
-	pthread_mutex_lock(&fetch_id_lock);
-	f->id = ++fetch_next_id;
-	pthread_mutex_unlock(&fetch_id_lock);
+	f = fetch_new(p);
 	if (pipe2(f->wake, O_NONBLOCK | O_CLOEXEC) == -1) {
 		f->wake[0] = f->wake[1] = -1;
 		fetch_free(f);
@@ -1882,4 +2219,56 @@ fetch_append(const struct fetch_server *srv, const char *folder,
 	*temporary = !s.perm;
 	fetch_close(&s, 0);
 	return -1;
+}
+
+/*
+ * One worker session over a given stream, for tests and fuzzing; see
+ * fetch.h.  The sequence and the bounds are fetch_main()'s (one round,
+ * no wait); only the connect is left out.
+ */
+int
+fetch_session_run(const struct fetch_params *p, mailstream_low *low,
+    char *err, size_t errsz)
+{
+	struct fetch		*f;
+	struct fetch_sess	 s;
+	int			 more, kept, rv = -1;
+
+	if (errsz > 0)
+		err[0] = '\0';
+	if (p->server.tls == RELAY_TLS_IMPLICIT || p->process == NULL ||
+	    fetch_check_name(p->mailbox) != NULL ||
+	    fetch_check_name(p->processed_folder) != NULL ||
+	    fetch_check_name(p->aside_folder) != NULL ||
+	    fetch_check_cred(p->server.username) != NULL ||
+	    fetch_check_cred(p->server.password) != NULL ||
+	    p->max_size == 0 || p->max_size > 1024u * 1024 * 1024) {
+		mailstream_low_close(low);
+		mailstream_low_free(low);
+		snprintf(err, errsz, "fetch_session_run: bad parameters");
+		return -1;
+	}
+	f = fetch_new(p);
+	memset(&s, 0, sizeof(s));
+	s.f = f;
+	s.srv = &f->p.server;
+	s.fd = -1;
+	s.name = s.srv->tls_name != NULL ? s.srv->tls_name : s.srv->host;
+	if ((s.imap = mailimap_new(0, NULL)) == NULL)
+		log_fatalx("fetch: out of memory");
+	mailimap_set_timeout(s.imap, s.srv->connect_timeout);
+	if (fetch_open_stream(&s, low) == -1 ||
+	    fetch_ensure_folder(&s, f->processed) == -1 ||
+	    fetch_ensure_folder(&s, f->aside) == -1 ||
+	    fetch_select(&s) == -1 ||
+	    fetch_round(&s, &more, &kept) == -1) {
+		snprintf(err, errsz, "%s", s.err[0] != '\0' ? s.err :
+		    "failed");
+		fetch_close(&s, 0);
+	} else {
+		fetch_close(&s, 1);
+		rv = 0;
+	}
+	fetch_free(f);
+	return rv;
 }

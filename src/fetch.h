@@ -53,6 +53,14 @@
 
 struct fetch;
 
+/*
+ * Bytes one ordinary command may read, its response's literals included
+ * (SEARCH of ~1M UIDs fits); the message fetch may read max_size plus a
+ * margin instead.  A literal announced larger than what is left is
+ * refused before libetpan allocates it.
+ */
+#define FETCH_MAX_RESPONSE	(8u * 1024 * 1024)
+
 /* A server and how to log in. */
 struct fetch_server {
 	const char	*host;
@@ -128,5 +136,21 @@ int	 fetch_stop(struct fetch **, uint64_t timeout_ms);
 int	 fetch_append(const struct fetch_server *, const char *folder,
 	    const char *raw, size_t len, int *temporary, char *err,
 	    size_t errsz);
+
+/*
+ * For tests and fuzzing only (fuzz/imap_response.c); the daemon never
+ * calls it.  Runs one worker session as fetch_start()'s thread would,
+ * over low instead of a TCP connection: the bounded read layer, the
+ * greeting, STARTTLS when p->server.tls says so (its handshake on no
+ * socket fails), CAPABILITY, LOGIN, CAPABILITY, LIST/CREATE of the two
+ * folders, SELECT, one round (UID SEARCH, UID FETCH sizes, bodies,
+ * p->process, moves) and LOGOUT; no IDLE or wait, no retry.  low is
+ * taken (closed and freed in every case); it is read in the caller's
+ * thread, which process() runs in too.  Implicit TLS is refused.  0, or
+ * -1 with the session's one-line error in err.
+ */
+struct _mailstream_low;
+int	 fetch_session_run(const struct fetch_params *,
+	    struct _mailstream_low *low, char *err, size_t errsz);
 
 #endif
