@@ -301,8 +301,9 @@ try:
     def one(to, frm=JO, extra=(), text="Thank you, doctor. " + CANARY,
             subject="Re: your results"):
         raw, msgid = reply(frm, to, text, extra, subject=subject)
-        res = lmtp_send(d, [to], raw, mail_from=frm if "<" not in frm
-                        else "x@y.test")
+        # the envelope sender plays no part in the decision: a plain one
+        # (Python's smtplib passes odd From values through unparsed)
+        res = lmtp_send(d, [to], raw, mail_from=JO)
         rows = reply_by_msgid(d, msgid)
         return res.get(to, (0, b""))[0], rows[0] if rows else None
 
