@@ -72,7 +72,7 @@ struct intake_case {
 	struct letter_doc	*doc;
 	char			*new_text;
 	unsigned		 removed;
-	int			 parse_rc;	/* 0, -1 refused, -2 died */
+	int			 parse_rc;	/* 0; -1 no; -2 died */
 	struct letter_error	 perr;
 	/* the decision */
 	const char		*state;
@@ -99,7 +99,7 @@ static const char *const intake_default_flags[] = {
 
 static int	 intake_types_parse(const char *, char ***, size_t *);
 static int	 intake_type_allowed(const struct intake *, const char *);
-static void	 intake_fail(struct intake_result *, enum intake_outcome,
+static void	 intake_answer(struct intake_result *, enum intake_outcome,
 		    int, const char *);
 static void	 intake_case_clear(struct intake_case *);
 static int	 intake_find_token(struct intake *, struct intake_case *);
@@ -368,8 +368,9 @@ intake_free(struct intake **inp)
 	*inp = NULL;
 }
 
+/* What the caller (and an LMTP client) is told, success or not. */
 static void
-intake_fail(struct intake_result *res, enum intake_outcome o, int code,
+intake_answer(struct intake_result *res, enum intake_outcome o, int code,
     const char *text)
 {
 	res->outcome = o;
@@ -593,7 +594,7 @@ intake_bounce_queue(struct intake *in, struct intake_case *c,
 	int			 done;
 
 	if (in->params.queue == NULL) {
-		intake_fail(res, INTAKE_TEMPFAIL, 451,
+		intake_answer(res, INTAKE_TEMPFAIL, 451,
 		    "4.3.0 bounce processing unavailable");
 		return 1;
 	}
@@ -621,7 +622,7 @@ intake_bounce_queue(struct intake *in, struct intake_case *c,
 	pthread_mutex_unlock(&w->mu);
 	intake_wait_unref(w);
 	if (!done) {
-		intake_fail(res, INTAKE_TEMPFAIL, 451,
+		intake_answer(res, INTAKE_TEMPFAIL, 451,
 		    "4.3.0 bounce not processed in time; try again");
 		return 1;
 	}
@@ -631,7 +632,7 @@ intake_bounce_queue(struct intake *in, struct intake_case *c,
 		log_info("intake: bounce for delivery %lld %s",
 		    (long long)c->claims.recipient,
 		    st == QB_APPLIED ? "applied" : "noted");
-		intake_fail(res, INTAKE_BOUNCE, 250,
+		intake_answer(res, INTAKE_BOUNCE, 250,
 		    "2.0.0 delivery status report processed");
 		return 1;
 	case QB_NOT_REPORT:
@@ -647,7 +648,7 @@ intake_bounce_queue(struct intake *in, struct intake_case *c,
 		    (long long)c->claims.recipient);
 		return 0;
 	default:
-		intake_fail(res, INTAKE_TEMPFAIL, 451,
+		intake_answer(res, INTAKE_TEMPFAIL, 451,
 		    "4.3.0 bounce processing unavailable; try again");
 		return 1;
 	}
@@ -675,7 +676,7 @@ intake_bounce(struct intake *in, struct intake_case *c,
 			QUARANTINE(c, "unknown_thread", "bounce for a letter "
 			    "this store does not hold");
 		else {
-			intake_fail(res, INTAKE_TEMPFAIL, 451,
+			intake_answer(res, INTAKE_TEMPFAIL, 451,
 			    "4.3.0 store unavailable; try again");
 			return;
 		}
@@ -684,10 +685,10 @@ intake_bounce(struct intake *in, struct intake_case *c,
 		    "(%s)", token_strresult(c->tr));
 	if ((r = intake_practice(in, c, c->addr)) != 0) {
 		if (r == -1)
-			intake_fail(res, INTAKE_REFUSED, 550,
+			intake_answer(res, INTAKE_REFUSED, 550,
 			    "5.1.1 not a bounce address of this service");
 		else
-			intake_fail(res, INTAKE_TEMPFAIL, 451,
+			intake_answer(res, INTAKE_TEMPFAIL, 451,
 			    "4.3.0 store unavailable; try again");
 		return;
 	}
@@ -695,7 +696,7 @@ intake_bounce(struct intake *in, struct intake_case *c,
 	c->sender = "unverified";
 	c->automatic = 1;		/* never answer a bounce */
 	if (c->msg->raw != NULL && intake_content(in, c) != 0) {
-		intake_fail(res, INTAKE_TEMPFAIL, 451,
+		intake_answer(res, INTAKE_TEMPFAIL, 451,
 		    "4.3.0 temporarily unable to take the message");
 		return;
 	}
@@ -944,25 +945,27 @@ intake_dedup(const struct intake_case *c, unsigned char *out)
 {
 	unsigned char	 raw[HASH_SHA256_LEN];
 	char		 thread[24];
-	const char	*id;
+	const char	*ref;
+	const void	*key;
+	size_t		 keylen;
 
 	snprintf(thread, sizeof(thread), "%lld",
 	    (long long)(c->letter != NULL ? c->letter->id : 0));
-	if (c->hdr != NULL && c->hdr->message_id[0] != '\0')
-		id = c->hdr->message_id;
-	else {
+	/* the Message-ID (with its NUL), else a digest of the message */
+	if (c->hdr != NULL && c->hdr->message_id[0] != '\0') {
+		key = c->hdr->message_id;
+		keylen = strlen(c->hdr->message_id) + 1;
+	} else {
+		ref = c->msg->source_ref != NULL ? c->msg->source_ref : "";
 		if (c->msg->raw != NULL)
 			hash_sha256(c->msg->raw, c->msg->len, raw);
 		else
-			hash_sha256(c->msg->source_ref != NULL ?
-			    c->msg->source_ref : "", c->msg->source_ref != NULL ?
-			    strlen(c->msg->source_ref) : 0, raw);
-		hash_sha256_v(out, "sealpost-reply-dedup", (size_t)21, raw,
-		    sizeof(raw), thread, strlen(thread), (const void *)NULL);
-		return;
+			hash_sha256(ref, strlen(ref), raw);
+		key = raw;
+		keylen = sizeof(raw);
 	}
-	hash_sha256_v(out, "sealpost-reply-dedup", (size_t)21, id,
-	    strlen(id) + 1, thread, strlen(thread), (const void *)NULL);
+	hash_sha256_v(out, "sealpost-reply-dedup", (size_t)21, key, keylen,
+	    thread, strlen(thread), (const void *)NULL);
 }
 
 static void
@@ -1072,7 +1075,7 @@ intake_commit(struct intake *in, struct intake_case *c,
 	e.ack_window = c->urgent ? 0 : in->params.ack_window;
 	if (intake_seal(in, c, (unsigned char **)&e.sealed, &e.sealed_len)
 	    != 0) {
-		intake_fail(res, INTAKE_TEMPFAIL, 451,
+		intake_answer(res, INTAKE_TEMPFAIL, 451,
 		    "4.3.0 could not seal the reply; try again");
 		return;
 	}
@@ -1080,7 +1083,7 @@ intake_commit(struct intake *in, struct intake_case *c,
 	free((void *)(uintptr_t)e.sealed);
 	if (r != STORE_OK) {
 		log_warnx("intake: commit failed: %s", error ? error : "?");
-		intake_fail(res, INTAKE_TEMPFAIL, 451,
+		intake_answer(res, INTAKE_TEMPFAIL, 451,
 		    "4.3.0 store unavailable; try again");
 		return;
 	}
@@ -1088,7 +1091,7 @@ intake_commit(struct intake *in, struct intake_case *c,
 	if (e.result == STORE_REPLY_DUPLICATE) {
 		log_info("intake: duplicate of reply %lld (%s), not filed "
 		    "again", (long long)e.reply_id, c->msg->source);
-		intake_fail(res, INTAKE_DUPLICATE, 250,
+		intake_answer(res, INTAKE_DUPLICATE, 250,
 		    "2.0.0 already received");
 		return;
 	}
@@ -1103,9 +1106,9 @@ intake_commit(struct intake *in, struct intake_case *c,
 	if (nm > 0 && in->params.queue != NULL)
 		queue_kick(in->params.queue);
 	if (filed)
-		intake_fail(res, INTAKE_FILED, 250, "2.0.0 reply filed");
+		intake_answer(res, INTAKE_FILED, 250, "2.0.0 reply filed");
 	else
-		intake_fail(res, INTAKE_QUARANTINED, 250,
+		intake_answer(res, INTAKE_QUARANTINED, 250,
 		    "2.0.0 reply received, held for the practice");
 }
 
@@ -1190,11 +1193,11 @@ intake_process(struct intake *in, const struct intake_msg *msg,
 refuse:
 	log_info("intake: message for no practice of ours refused (%s)",
 	    msg->source);
-	intake_fail(res, INTAKE_REFUSED, 550,
+	intake_answer(res, INTAKE_REFUSED, 550,
 	    "5.1.1 not a reply address of this service");
 	goto out;
 tempfail:
-	intake_fail(res, INTAKE_TEMPFAIL, 451,
+	intake_answer(res, INTAKE_TEMPFAIL, 451,
 	    "4.3.0 temporarily unable to take the reply; try again");
 out:
 	intake_case_clear(&c);
