@@ -215,6 +215,8 @@ static int	 fetch_folder_exists(struct fetch_sess *, const char *, int *);
 static int	 fetch_ensure_folder(struct fetch_sess *, const char *);
 static int	 fetch_select(struct fetch_sess *);
 static int	 fetch_search(struct fetch_sess *, int, uint32_t **, size_t *);
+static struct mailimap_msg_att_static *fetch_att(struct mailimap_msg_att *,
+		    int);
 static int	 fetch_sizes(struct fetch_sess *, struct fetch_item *, size_t);
 static int	 fetch_body(struct fetch_sess *, uint32_t, clist **,
 		    const char **, size_t *, int *);
@@ -1380,6 +1382,26 @@ fetch_search(struct fetch_sess *s, int deleted, uint32_t **uids,
 }
 
 /*
+ * The static attribute of type t in one FETCH response (the last one when
+ * a server repeats it), or NULL.
+ */
+static struct mailimap_msg_att_static *
+fetch_att(struct mailimap_msg_att *ma, int t)
+{
+	struct mailimap_msg_att_static	*found = NULL;
+	struct mailimap_msg_att_item	*ai;
+	clistiter			*jt;
+
+	for (jt = clist_begin(ma->att_list); jt != NULL; jt = clist_next(jt)) {
+		ai = clist_content(jt);
+		if (ai->att_type == MAILIMAP_MSG_ATT_ITEM_STATIC &&
+		    ai->att_data.att_static->att_type == t)
+			found = ai->att_data.att_static;
+	}
+	return found;
+}
+
+/*
  * UID FETCH (UID RFC822.SIZE) for the items; an item left without a
  * size was expunged meanwhile.  Unsolicited FETCH data (flag changes)
  * carries no RFC822.SIZE and is ignored.
@@ -1390,7 +1412,7 @@ fetch_sizes(struct fetch_sess *s, struct fetch_item *items, size_t n)
 	struct mailimap_set		*set;
 	struct mailimap_fetch_type	*ft;
 	clist				*res = NULL;
-	clistiter			*it, *jt;
+	clistiter			*it;
 	size_t				 i;
 	int				 r;
 
@@ -1418,24 +1440,15 @@ fetch_sizes(struct fetch_sess *s, struct fetch_item *items, size_t n)
 	for (it = res != NULL ? clist_begin(res) : NULL; it != NULL;
 	    it = clist_next(it)) {
 		struct mailimap_msg_att	*ma = clist_content(it);
+		struct mailimap_msg_att_static *a;
 		uint32_t		 uid = 0, size = 0;
 		int			 have = 0;
 
-		for (jt = clist_begin(ma->att_list); jt != NULL;
-		    jt = clist_next(jt)) {
-			struct mailimap_msg_att_item *ai = clist_content(jt);
-
-			if (ai->att_type != MAILIMAP_MSG_ATT_ITEM_STATIC)
-				continue;
-			if (ai->att_data.att_static->att_type ==
-			    MAILIMAP_MSG_ATT_UID)
-				uid = ai->att_data.att_static->att_data.att_uid;
-			else if (ai->att_data.att_static->att_type ==
-			    MAILIMAP_MSG_ATT_RFC822_SIZE) {
-				size = ai->att_data.att_static->att_data.
-				    att_rfc822_size;
-				have = 1;
-			}
+		if ((a = fetch_att(ma, MAILIMAP_MSG_ATT_UID)) != NULL)
+			uid = a->att_data.att_uid;
+		if ((a = fetch_att(ma, MAILIMAP_MSG_ATT_RFC822_SIZE)) != NULL) {
+			size = a->att_data.att_rfc822_size;
+			have = 1;
 		}
 		if (uid == 0 || !have)
 			continue;
@@ -1462,7 +1475,7 @@ fetch_body(struct fetch_sess *s, uint32_t uid, clist **resp,
 	struct mailimap_set		*set;
 	struct mailimap_fetch_type	*ft;
 	clist				*res = NULL;
-	clistiter			*it, *jt;
+	clistiter			*it;
 	int				 r;
 
 	*resp = NULL;
@@ -1492,22 +1505,13 @@ fetch_body(struct fetch_sess *s, uint32_t uid, clist **resp,
 	    it = clist_next(it)) {
 		struct mailimap_msg_att	*ma = clist_content(it);
 		struct mailimap_msg_att_body_section *bs = NULL;
+		struct mailimap_msg_att_static *a;
 		uint32_t		 u = 0;
 
-		for (jt = clist_begin(ma->att_list); jt != NULL;
-		    jt = clist_next(jt)) {
-			struct mailimap_msg_att_item *ai = clist_content(jt);
-
-			if (ai->att_type != MAILIMAP_MSG_ATT_ITEM_STATIC)
-				continue;
-			if (ai->att_data.att_static->att_type ==
-			    MAILIMAP_MSG_ATT_UID)
-				u = ai->att_data.att_static->att_data.att_uid;
-			else if (ai->att_data.att_static->att_type ==
-			    MAILIMAP_MSG_ATT_BODY_SECTION)
-				bs = ai->att_data.att_static->att_data.
-				    att_body_section;
-		}
+		if ((a = fetch_att(ma, MAILIMAP_MSG_ATT_UID)) != NULL)
+			u = a->att_data.att_uid;
+		if ((a = fetch_att(ma, MAILIMAP_MSG_ATT_BODY_SECTION)) != NULL)
+			bs = a->att_data.att_body_section;
 		if (u != uid || bs == NULL)
 			continue;
 		if (bs->sec_body_part == NULL) {
